@@ -1,0 +1,1 @@
+//! Ward charm crate (being built; see the crate README and docs/).

@@ -1,0 +1,1 @@
+//! Ward controller crate (being built; see the crate README and docs/).

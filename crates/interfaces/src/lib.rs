@@ -1,0 +1,1 @@
+//! Ward interfaces crate (being built; see the crate README and docs/).

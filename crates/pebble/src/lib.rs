@@ -1,0 +1,1 @@
+//! Ward pebble crate (being built; see the crate README and docs/).
