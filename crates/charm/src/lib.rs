@@ -1,1 +1,4 @@
-//! Ward charm crate (being built; see the crate README and docs/).
+//! Ward's charm SDK (being built).
+
+/// The Pebble client, re-exported so charms reach their workload containers.
+pub use pebble_client as pebble;
