@@ -1,1 +1,26 @@
-//! Ward controller crate (being built; see the crate README and docs/).
+//! Ward's embedded controller: a faithful Juju substrate for charms.
+//!
+//! Layout:
+//! - [`store`]: the SQLite state store (WAL, migrations, encrypted secrets);
+//! - [`charmdir`]: charm metadata and content hashing;
+//! - [`hook`]: hook names and their Juju environment;
+//! - [`uniter`]: per-unit loop; [`uniter::state`] holds the pure
+//!   `next_hook(remote, local)` decision;
+//! - [`context`] and [`tools`]: one hook context per running hook, and the
+//!   hook tools (Juju flag parsing, output formats, access rules);
+//! - [`server`]: the per-unit Unix-socket hook-tool server; [`protocol`] is the
+//!   wire format shared with the `ward-jujuc` client binary;
+//! - [`substrate`]: where units live and hooks run (plain processes here);
+//! - [`controller`]: the library API (`deploy`, `integrate`, `run_action`, …)
+//!   and `Controller::run`.
+
+#![allow(
+    dead_code,
+    reason = "store API is wired to the uniter in the next layer"
+)]
+
+pub mod charmdir;
+pub mod hook;
+pub mod protocol;
+pub mod store;
+pub mod uniter;
