@@ -20,7 +20,17 @@
 )]
 
 pub mod charmdir;
+pub(crate) mod context;
+pub mod controller;
 pub mod hook;
 pub mod protocol;
+pub(crate) mod server;
 pub mod store;
+pub mod substrate;
+pub mod tools;
 pub mod uniter;
+
+pub use controller::{
+    Clock, Controller, ControllerConfig, ControllerError, StatusSnapshot, SystemClock,
+};
+pub use substrate::{ProcessSubstrate, Substrate};

@@ -1,0 +1,136 @@
+//! Substrates: where a unit lives and how its hooks run. The plain-process
+//! substrate gives each unit a directory (with its own writable copy of the
+//! charm) and runs hooks as ordinary child processes; a sandboxing substrate
+//! (bubblewrap) can implement the same small trait.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+/// A boxed future, for the object-safe trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a unit lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPlacement {
+    /// Unit name.
+    pub unit: String,
+    /// The unit's own directory.
+    pub dir: PathBuf,
+    /// The unit's charm directory (`JUJU_CHARM_DIR`).
+    pub charm_dir: PathBuf,
+    /// The unit's address (a 127.x.y.z loopback).
+    pub address: String,
+}
+
+/// One hook process to run.
+#[derive(Debug, Clone)]
+pub struct HookInvocation {
+    /// Executable (`dispatch`, `hooks/<name>` or `actions/<name>`).
+    pub program: PathBuf,
+    /// Full environment (the process gets nothing else).
+    pub env: Vec<(String, String)>,
+    /// Working directory (the charm dir).
+    pub cwd: PathBuf,
+}
+
+/// How a hook process ended.
+#[derive(Debug, Clone, Default)]
+pub struct HookOutput {
+    /// Exit code, None when killed by a signal.
+    pub code: Option<i32>,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Captured stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// Provision units, run their hooks, tear them down.
+pub trait Substrate: Send + Sync + 'static {
+    /// Create the unit's directory and charm copy (idempotent: also on restart).
+    fn provision(&self, unit: &str, address: &str, charm: &Path) -> std::io::Result<UnitPlacement>;
+    /// Replace the unit's charm with a new revision (upgrade-charm).
+    fn refresh_charm(&self, placement: &UnitPlacement, charm: &Path) -> std::io::Result<()>;
+    /// Run one hook process to completion. Dropping the future kills it.
+    fn run_hook<'a>(
+        &'a self,
+        placement: &'a UnitPlacement,
+        run: HookInvocation,
+    ) -> BoxFuture<'a, std::io::Result<HookOutput>>;
+    /// Workload containers whose Pebble is ready (none without Pebble).
+    fn ready_containers(&self, _placement: &UnitPlacement) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+    /// Remove the unit's resources.
+    fn teardown(&self, placement: &UnitPlacement) -> std::io::Result<()>;
+}
+
+/// Units as directories under `root`, hooks as plain child processes.
+#[derive(Debug, Clone)]
+pub struct ProcessSubstrate {
+    root: PathBuf,
+}
+
+impl ProcessSubstrate {
+    /// Units live under `root/unit-<app>-<n>`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ProcessSubstrate { root: root.into() }
+    }
+}
+
+/// `app/0` → `unit-app-0`.
+pub fn unit_tag(unit: &str) -> String {
+    format!("unit-{}", unit.replace('/', "-"))
+}
+
+impl Substrate for ProcessSubstrate {
+    fn provision(&self, unit: &str, address: &str, charm: &Path) -> std::io::Result<UnitPlacement> {
+        let dir = self.root.join(unit_tag(unit));
+        let charm_dir = dir.join("charm");
+        if !charm_dir.exists() {
+            crate::charmdir::copy_dir(charm, &charm_dir)?;
+        }
+        Ok(UnitPlacement {
+            unit: unit.into(),
+            dir,
+            charm_dir,
+            address: address.into(),
+        })
+    }
+
+    fn refresh_charm(&self, placement: &UnitPlacement, charm: &Path) -> std::io::Result<()> {
+        crate::charmdir::copy_dir(charm, &placement.charm_dir)
+    }
+
+    fn run_hook<'a>(
+        &'a self,
+        _placement: &'a UnitPlacement,
+        run: HookInvocation,
+    ) -> BoxFuture<'a, std::io::Result<HookOutput>> {
+        Box::pin(async move {
+            let child = tokio::process::Command::new(&run.program)
+                .env_clear()
+                .envs(run.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(&run.cwd)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let out = child.wait_with_output().await?;
+            Ok(HookOutput {
+                code: out.status.code(),
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
+        })
+    }
+
+    fn teardown(&self, placement: &UnitPlacement) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(&placement.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
