@@ -57,6 +57,8 @@ pub(crate) struct HookContext {
     pub action: Option<ActionState>,
     /// leader-set changed the leader settings during this hook.
     pub leader_settings_written: bool,
+    /// secret-get changed what this unit tracks (applied at once).
+    pub secret_tracking_changed: bool,
 }
 
 impl HookContext {

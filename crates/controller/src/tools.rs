@@ -1595,6 +1595,7 @@ fn secret_get(ctx: &mut HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> 
             // GetContent does server-side.
             let l = if id_arg.is_some() { label } else { None };
             st.write(|tx| store::set_consumer(tx, &id, &ctx.unit, l, t))?;
+            ctx.secret_tracking_changed = true;
         }
         rev
     };

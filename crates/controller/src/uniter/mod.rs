@@ -258,6 +258,7 @@ async fn run_hook(
         port_ops: Default::default(),
         action,
         leader_settings_written: false,
+        secret_tracking_changed: false,
     }));
     let program = hook_program(place, &hook);
     let outcome = match &program {
@@ -491,6 +492,7 @@ async fn run_hook(
         &format!("unit.{unit}.uniter"),
         &format!("hook {name:?} failed: exit status {}", exit.unwrap_or(1)),
     );
+    after_commit(inner, app, &ctx, &hook, false);
     st.write(|tx| {
         store::set_status(
             tx,
@@ -562,6 +564,10 @@ fn hook_effects(
 
 /// Wake the uniters this hook's commit concerns.
 fn after_commit(inner: &Inner, app: &str, ctx: &HookContext, hook: &Hook, committed: bool) {
+    if ctx.secret_tracking_changed {
+        // A consumer now tracks another revision: owners may have one to remove.
+        inner.notify_all();
+    }
     if !committed {
         return;
     }
