@@ -596,6 +596,11 @@ impl Controller {
         Ok(changed)
     }
 
+    /// Make every uniter look at its state again now (e.g. after the clock moved).
+    pub fn wake_all(&self) {
+        self.inner.notify_all();
+    }
+
     /// Set a model config key (e.g. `update-status-hook-interval`).
     pub fn set_model_config(&self, key: &str, value: Value) -> Result<()> {
         self.inner

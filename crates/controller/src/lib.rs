@@ -13,6 +13,21 @@
 //! - [`substrate`]: where units live and hooks run (plain processes here);
 //! - [`controller`]: the library API (`deploy`, `integrate`, `run_action`, …)
 //!   and `Controller::run`.
+//!
+//! ```no_run
+//! use controller::{Controller, ControllerConfig};
+//! # async fn demo() -> Result<(), controller::ControllerError> {
+//! let ctl = Controller::open(ControllerConfig::new("/var/lib/ward"))?;
+//! let runner = ctl.clone();
+//! tokio::spawn(async move { runner.run(std::future::pending()).await });
+//! ctl.deploy("postgresql", "charms/postgresql".as_ref(), 3, Default::default())?;
+//! let rel = ctl.integrate("pgbouncer:backend-database", "postgresql")?;
+//! let task = ctl
+//!     .run_action("postgresql/0", "get-password", serde_json::json!({}), std::time::Duration::from_secs(60))
+//!     .await?;
+//! println!("{rel} {:?} {:?}", task.results, ctl.status()?);
+//! # Ok(()) }
+//! ```
 
 #![allow(
     dead_code,

@@ -223,3 +223,83 @@ pub fn write_all(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     w.write_all(bytes)?;
     w.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, RngCore};
+
+    #[test]
+    fn round_trips() {
+        let req = ToolRequest {
+            context_id: b"ctx".to_vec(),
+            cwd: b"/tmp".to_vec(),
+            tool: b"relation-set".to_vec(),
+            args: vec![b"--file".to_vec(), b"-".to_vec(), vec![0xff, 0xfe]],
+            files: vec![
+                (b"/a".to_vec(), Some(b"x".to_vec())),
+                (b"/b".to_vec(), None),
+            ],
+            stdin: Some(b"k: v".to_vec()),
+        };
+        assert_eq!(
+            ToolRequest::decode(&mut req.encode().as_slice()).unwrap(),
+            req
+        );
+        let resp = ToolResponse {
+            code: 2,
+            stdout: b"o".to_vec(),
+            stderr: b"ERROR e\n".to_vec(),
+        };
+        assert_eq!(
+            ToolResponse::decode(&mut resp.encode().as_slice()).unwrap(),
+            resp
+        );
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let mut rng = rand::thread_rng();
+        let good = ToolRequest {
+            tool: b"is-leader".to_vec(),
+            ..Default::default()
+        }
+        .encode();
+        for n in 0..good.len() {
+            assert!(ToolRequest::decode(&mut &good[..n]).is_err());
+        }
+        for _ in 0..2000 {
+            let len = rng.gen_range(0..64);
+            let mut b = vec![0u8; len];
+            rng.fill_bytes(&mut b);
+            if rng.gen_bool(0.5) && b.len() >= 4 {
+                b[..4].copy_from_slice(MAGIC);
+            }
+            let _ = ToolRequest::decode(&mut b.as_slice());
+        }
+        let mut huge = MAGIC.to_vec();
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(ToolRequest::decode(&mut huge.as_slice()).is_err());
+    }
+
+    #[test]
+    fn files_needed_by_tool() {
+        let a = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            files_needed("relation-set", &a(&["-r", "1", "--file", "-"])),
+            (vec![], true)
+        );
+        assert_eq!(
+            files_needed("state-set", &a(&["--file=/x.yaml"])),
+            (a(&["/x.yaml"]), false)
+        );
+        assert_eq!(
+            files_needed("secret-add", &a(&["--label", "l", "tls-key#file=/t/k"])),
+            (a(&["/t/k"]), false)
+        );
+        assert_eq!(
+            files_needed("relation-get", &a(&["-", "u/0"])),
+            (vec![], false)
+        );
+    }
+}

@@ -652,3 +652,88 @@ esac"#;
         ["8080/tcp"]
     );
 }
+
+#[test]
+fn access_rules_hold_whatever_the_charm_sends() {
+    let h = Harness::new();
+    let prov = charm(
+        h.home.path(),
+        "prov",
+        "provides:\n  db:\n    interface: demo-db\npeers:\n  cluster:\n    interface: c\n",
+        "",
+        "",
+        r#"
+out="$WARD_TEST_EVENTS.access"
+t() { name="$1"; shift; "$@" > "$out.$$" 2>&1; echo "$JUJU_UNIT_NAME $name rc=$? $(tr '\n' '|' < "$out.$$")" >> "$out"; }
+case "$JUJU_DISPATCH_PATH" in
+  hooks/db-relation-joined)
+    if [ "$(is-leader)" = True ]; then
+      id=$(secret-add --label private only=mine)
+      relation-set --app "ungranted=$id" "peer-rel=$(relation-ids cluster)"
+    else
+      t appset relation-set --app x=y
+      t appget relation-get --app - prov
+      t appsecret secret-add --label nope key=val
+      t statusapp status-set --application active
+    fi ;;
+esac"#,
+    );
+    let req = charm(
+        h.home.path(),
+        "req",
+        REQ,
+        "",
+        "",
+        r#"
+out="$WARD_TEST_EVENTS.access"
+t() { name="$1"; shift; "$@" > "$out.$$" 2>&1; echo "$JUJU_UNIT_NAME $name rc=$? $(tr '\n' '|' < "$out.$$")" >> "$out"; }
+case "$JUJU_DISPATCH_PATH" in
+  hooks/db-relation-changed)
+    id=$(relation-get --app ungranted prov)
+    [ -z "$id" ] && exit 0
+    t ungranted secret-get "$id"
+    t foreignrel relation-get -r "$(relation-get --app peer-rel prov)" - prov/0
+    t remoteapp relation-get --app - prov ;;
+esac"#,
+    );
+    h.ctl.deploy("prov", &prov, 2, no_config()).unwrap();
+    h.ctl.deploy("req", &req, 1, no_config()).unwrap();
+    h.ctl.integrate("prov", "req").unwrap();
+    h.settle();
+    let out = std::fs::read_to_string(format!("{}.access", h.events.display())).unwrap();
+    let get = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_string()
+    };
+    assert_eq!(
+        get("prov/1 appset"),
+        "prov/1 appset rc=1 ERROR cannot write relation settings|"
+    );
+    assert_eq!(
+        get("prov/1 appget"),
+        "prov/1 appget rc=1 ERROR permission denied|"
+    );
+    assert_eq!(
+        get("prov/1 appsecret"),
+        "prov/1 appsecret rc=1 ERROR this unit is not the leader|"
+    );
+    assert!(
+        get("prov/1 statusapp").contains("rc=1 ERROR")
+            && get("prov/1 statusapp").contains("not the leader")
+    );
+    assert_eq!(
+        get("req/0 ungranted"),
+        "req/0 ungranted rc=1 ERROR permission denied|"
+    );
+    assert!(
+        get("req/0 foreignrel").contains("rc=2 ERROR invalid value")
+            && get("req/0 foreignrel").contains("relation not found")
+    );
+    assert!(
+        get("req/0 remoteapp").starts_with("req/0 remoteapp rc=0 peer-rel: cluster:"),
+        "{}",
+        get("req/0 remoteapp")
+    );
+}

@@ -198,3 +198,42 @@ pub fn charm(
 pub fn no_config() -> BTreeMap<String, serde_json::Value> {
     BTreeMap::new()
 }
+
+/// A clock tests move by hand.
+#[derive(Debug, Default)]
+pub struct FakeClock(pub std::sync::atomic::AtomicI64);
+
+impl FakeClock {
+    pub fn starting_now() -> std::sync::Arc<FakeClock> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        std::sync::Arc::new(FakeClock(std::sync::atomic::AtomicI64::new(now)))
+    }
+    pub fn advance(&self, d: Duration) {
+        self.0
+            .fetch_add(d.as_millis() as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl controller::Clock for FakeClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Harness {
+    /// Replace the controller with one using `clock`.
+    pub fn with_clock(clock: std::sync::Arc<FakeClock>) -> Harness {
+        let mut h = Harness::new();
+        h.crash();
+        let cfg = config(h.home.path(), &h.events);
+        let sub = std::sync::Arc::new(controller::ProcessSubstrate::new(
+            h.home.path().join("units"),
+        ));
+        h.ctl = Controller::with_substrate(cfg, sub, clock).unwrap();
+        h.start();
+        h
+    }
+}

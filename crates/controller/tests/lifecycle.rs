@@ -1,0 +1,162 @@
+//! Scaling, upgrades, removal, timers and owner-side secret events.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{charm, no_config, FakeClock, Harness};
+use serde_json::json;
+
+const PROV: &str =
+    "provides:\n  db:\n    interface: demo-db\npeers:\n  cluster:\n    interface: c\n";
+const REQ: &str = "requires:\n  db:\n    interface: demo-db\n";
+
+#[test]
+fn scaling_up_joins_existing_units_and_removing_an_app_breaks_its_relations() {
+    let h = Harness::new();
+    let p = charm(h.home.path(), "prov", PROV, "", "", "");
+    let r = charm(h.home.path(), "req", REQ, "", "", "");
+    h.ctl.deploy("prov", &p, 1, no_config()).unwrap();
+    h.ctl.deploy("req", &r, 1, no_config()).unwrap();
+    h.ctl.integrate("req", "prov").unwrap();
+    h.settle();
+    let before = h.unit_events("prov/0").len();
+    let added = h.ctl.add_unit("req", 1).unwrap();
+    assert_eq!(added, ["req/1"]);
+    h.settle();
+    let new = &h.unit_events("prov/0")[before..];
+    assert_eq!(
+        new,
+        ["db-relation-joined:req/1", "db-relation-changed:req/1"]
+    );
+    let ev = h.unit_events("req/1");
+    assert_eq!(
+        &ev[..5],
+        [
+            "install",
+            "db-relation-created",
+            "leader-settings-changed",
+            "config-changed",
+            "start"
+        ],
+        "{ev:?}"
+    );
+
+    h.ctl.remove_application("req").unwrap();
+    h.wait_until("req gone", Duration::from_secs(30), |h| {
+        h.ctl.status().unwrap().applications.len() == 1
+    });
+    h.settle();
+    let ev = h.unit_events("prov/0");
+    let n = ev.len();
+    let tail: Vec<&str> = ev[n - 3..].iter().map(String::as_str).collect();
+    assert!(
+        tail.contains(&"db-relation-departed:req/0")
+            && tail.contains(&"db-relation-departed:req/1"),
+        "{ev:?}"
+    );
+    assert_eq!(ev[n - 1], "db-relation-broken");
+    for u in ["req/0", "req/1"] {
+        let ev = h.unit_events(u);
+        let n = ev.len();
+        assert_eq!(&ev[n - 2..], ["stop", "remove"], "{u}: {ev:?}");
+        assert!(ev.contains(&"db-relation-broken".to_string()));
+    }
+    let st = h.ctl.status().unwrap();
+    assert!(
+        st.relations.iter().all(|r| r.kind == "peer"),
+        "{:?}",
+        st.relations
+    );
+}
+
+#[test]
+fn refresh_runs_upgrade_charm_then_config_changed() {
+    let h = Harness::new();
+    let c = charm(h.home.path(), "up", "", "", "", "");
+    h.ctl.deploy("up", &c, 1, no_config()).unwrap();
+    h.settle();
+    std::fs::write(c.join("VERSION"), "2").unwrap();
+    h.ctl.refresh("up", &c).unwrap();
+    h.settle();
+    let ev = h.unit_events("up/0");
+    assert_eq!(&ev[ev.len() - 2..], ["upgrade-charm", "config-changed"]);
+    let st = h.ctl.status().unwrap();
+    assert_eq!(st.applications[0].charm_rev, 2);
+    assert!(h.home.path().join("units/unit-up-0/charm/VERSION").exists());
+}
+
+#[test]
+fn update_status_runs_on_the_model_interval() {
+    let h = Harness::new();
+    let c = charm(h.home.path(), "tick", "", "", "", "");
+    h.ctl.deploy("tick", &c, 1, no_config()).unwrap();
+    h.settle();
+    h.ctl
+        .set_model_config("update-status-hook-interval", json!("300ms"))
+        .unwrap();
+    h.wait_until("two update-status", Duration::from_secs(20), |h| {
+        h.unit_events("tick/0")
+            .iter()
+            .filter(|e| *e == "update-status")
+            .count()
+            >= 2
+    });
+}
+
+#[test]
+fn owners_get_secret_rotate_expired_and_remove() {
+    let clock = FakeClock::starting_now();
+    let h = Harness::with_clock(clock.clone());
+    let c = charm(
+        h.home.path(),
+        "keeper",
+        "",
+        "",
+        "",
+        r#"
+case "$JUJU_DISPATCH_PATH" in
+  hooks/install)
+    secret-add --owner unit --rotate hourly --label rot key=abc
+    secret-add --owner unit --expire 2h --label exp key=abc ;;
+  hooks/secret-rotate)
+    echo "$JUJU_UNIT_NAME rotate:$JUJU_SECRET_LABEL" >> "$WARD_TEST_EVENTS"
+    secret-set "$JUJU_SECRET_ID" key=new ;;
+  hooks/secret-expired)
+    echo "$JUJU_UNIT_NAME expired:$JUJU_SECRET_LABEL:$JUJU_SECRET_REVISION" >> "$WARD_TEST_EVENTS"
+    secret-remove "$JUJU_SECRET_ID" --revision "$JUJU_SECRET_REVISION" ;;
+  hooks/secret-remove)
+    echo "$JUJU_UNIT_NAME remove:$JUJU_SECRET_LABEL:$JUJU_SECRET_REVISION" >> "$WARD_TEST_EVENTS"
+    secret-remove "$JUJU_SECRET_ID" --revision "$JUJU_SECRET_REVISION" ;;
+esac"#,
+    );
+    h.ctl.deploy("keeper", &c, 1, no_config()).unwrap();
+    h.settle();
+    assert_eq!(
+        h.ctl.secrets().unwrap().len(),
+        2,
+        "{}",
+        h.unit_log("keeper/0")
+    );
+    clock.advance(Duration::from_secs(3 * 3600));
+    h.ctl.wake_all();
+    h.settle();
+    let ev = h.unit_events("keeper/0");
+    assert_eq!(
+        ev.iter().filter(|e| *e == "rotate:rot").count(),
+        1,
+        "{ev:?}"
+    );
+    assert!(ev.contains(&"expired:exp:1".to_string()), "{ev:?}");
+    assert!(ev.contains(&"remove:rot:1".to_string()), "{ev:?}");
+    let secrets = h.ctl.secrets().unwrap();
+    assert_eq!(
+        secrets.len(),
+        1,
+        "the expired secret's only revision was removed"
+    );
+    assert_eq!(
+        (secrets[0].label.as_deref(), secrets[0].revision),
+        (Some("rot"), 2)
+    );
+}
