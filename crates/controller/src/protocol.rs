@@ -203,10 +203,18 @@ pub fn files_needed(tool: &str, args: &[Vec<u8>]) -> (Vec<Vec<u8>>, bool) {
             }
         }
         "secret-add" | "secret-set" => {
-            for a in args {
-                if let Some(pos) = find(a, b"#file=") {
+            let mut i = 0;
+            while i < args.len() {
+                let a = &args[i];
+                if a.as_slice() == b"--file" {
+                    i += 1;
+                    paths.extend(args.get(i).cloned());
+                } else if let Some(v) = a.strip_prefix(b"--file=".as_slice()) {
+                    paths.push(v.to_vec());
+                } else if let Some(pos) = find(a, b"#file=") {
                     paths.push(a[pos + 6..].to_vec());
                 }
+                i += 1;
             }
         }
         _ => {}

@@ -1085,17 +1085,16 @@ fn action_set(ctx: &mut HookContext, args: &[String]) -> R<Vec<u8>> {
         let parts: Vec<&str> = k.split('.').collect();
         for part in &parts {
             if !valid_action_key(part) {
-                return Err(usage(format!("key {k:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods")));
+                return Err(usage(format!(
+                    "key {part:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"
+                )));
             }
-        }
-        if matches!(
-            parts[0],
-            "stdout" | "stderr" | "stdout-encoding" | "stderr-encoding"
-        ) {
-            return Err(usage(format!(
-                "cannot set reserved action key {:?}",
-                parts[0]
-            )));
+            if matches!(
+                *part,
+                "stdout" | "stderr" | "stdout-encoding" | "stderr-encoding"
+            ) {
+                return Err(usage(format!("cannot set reserved action key {part:?}")));
+            }
         }
         pairs.push((
             parts.into_iter().map(String::from).collect::<Vec<_>>(),
@@ -1292,20 +1291,35 @@ fn valid_secret_key(k: &str) -> bool {
     groups >= 2
 }
 
-/// Parse `k=v`, `k#base64=v`, `k#file=/p` into base64 values.
-fn secret_content(req: &ToolRequest, pos: &[String]) -> R<BTreeMap<String, String>> {
+/// Parse `k=v`, `k#base64=v`, `k#file=/p` (and a `--file` YAML/JSON map)
+/// into base64 values, with Juju's key rule and size limits.
+fn secret_content(
+    req: &ToolRequest,
+    pos: &[String],
+    file: Option<&str>,
+) -> R<BTreeMap<String, String>> {
     let b64 = base64::engine::general_purpose::STANDARD;
+    let mut raw: Vec<(String, String)> = Vec::new();
+    if let Some(f) = file {
+        for (k, v) in read_settings_file(req, f).map_err(|e| usage(e.msg))? {
+            raw.push((k, v));
+        }
+    }
+    for p in pos {
+        let stripped = p.trim_end_matches('=');
+        match stripped.find('=') {
+            Some(idx) if idx >= 1 => raw.push((p[..idx].to_string(), p[idx + 1..].to_string())),
+            _ => return Err(usage(format!("key value {p:?} not valid"))),
+        }
+    }
     let mut out = BTreeMap::new();
     let mut total = 0usize;
-    for p in pos {
-        let Some((k, v)) = p.split_once('=') else {
-            return Err(usage(format!("expected \"key=value\", got {p:?}")));
-        };
+    for (k, v) in raw {
         let (key, value) = if let Some(key) = k.strip_suffix("#base64") {
-            if b64.decode(v).is_err() {
+            if b64.decode(&v).is_err() {
                 return Err(usage(format!("base64 value for key {key:?} not valid")));
             }
-            (key, v.to_string())
+            (key.to_string(), v)
         } else if let Some(key) = k.strip_suffix("#file") {
             let content = match req
                 .files
@@ -1315,18 +1329,26 @@ fn secret_content(req: &ToolRequest, pos: &[String]) -> R<BTreeMap<String, Strin
                 Some((_, Some(c))) => c.clone(),
                 _ => return Err(usage(format!("open {v}: no such file or directory"))),
             };
-            (key, b64.encode(content))
+            (key.to_string(), b64.encode(content))
         } else {
             (k, b64.encode(v.as_bytes()))
         };
-        if !valid_secret_key(key) {
+        if !valid_secret_key(&key) {
             return Err(usage(format!("key {key:?} not valid")));
         }
-        total += value.len();
-        if value.len() > MAX_SECRET_CONTENT || total > MAX_SECRET_CONTENT {
-            return Err(usage(format!("secret content for key {key:?} too large: maximum content size is {MAX_SECRET_CONTENT} bytes")));
+        if value.len() > MAX_SECRET_CONTENT {
+            return Err(usage(format!(
+                "base64 encoded secret content for key {key:?} too large: {} bytes",
+                value.len()
+            )));
         }
-        out.insert(key.to_string(), value);
+        total += value.len();
+        out.insert(key, value);
+    }
+    if total > MAX_SECRET_CONTENT {
+        return Err(usage(format!(
+            "base64 encoded secret content too large: {total} bytes"
+        )));
     }
     Ok(out)
 }
@@ -1404,7 +1426,7 @@ fn secret_add(ctx: &mut HookContext, st: &Store, req: &ToolRequest, args: &[Stri
         "unit" => "unit",
         o => return Err(usage(format!("secret owner {o:?} not valid"))),
     };
-    let content = secret_content(req, &a.pos)?;
+    let content = secret_content(req, &a.pos, a.val("file"))?;
     if content.is_empty() {
         return Err(usage("missing secret value"));
     }
@@ -1469,7 +1491,7 @@ fn secret_set(ctx: &mut HookContext, st: &Store, req: &ToolRequest, args: &[Stri
     let Some((uri, rest)) = a.pos.split_first() else {
         return Err(usage("missing secret URI"));
     };
-    let content = secret_content(req, rest)?;
+    let content = secret_content(req, rest, a.val("file"))?;
     let (id, s) = owned_for_write(ctx, st, uri)?;
     if let Some(l) = a.val("label") {
         check_owner_label_free(ctx, st, &s.owner, l, Some(&id))?;

@@ -615,7 +615,9 @@ esac"#;
         "bigvalue rc=1 ERROR max allowed value length (65536) exceeded|"
     );
     assert!(
-        get("bigsecret").contains("rc=2 ERROR secret content for key \"blob\" too large"),
+        get("bigsecret").contains(
+            "rc=2 ERROR base64 encoded secret content for key \"blob\" too large: 1066668 bytes"
+        ),
         "{}",
         get("bigsecret")
     );
