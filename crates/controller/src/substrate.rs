@@ -79,6 +79,20 @@ impl ProcessSubstrate {
     }
 }
 
+/// Kills a hook's process group when the hook is abandoned before it exits.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 /// `app/0` → `unit-app-0`.
 pub fn unit_tag(unit: &str) -> String {
     format!("unit-{}", unit.replace('/', "-"))
@@ -109,20 +123,55 @@ impl Substrate for ProcessSubstrate {
         run: HookInvocation,
     ) -> BoxFuture<'a, std::io::Result<HookOutput>> {
         Box::pin(async move {
-            let child = tokio::process::Command::new(&run.program)
+            use tokio::io::AsyncReadExt;
+            let mut child = tokio::process::Command::new(&run.program)
                 .env_clear()
                 .envs(run.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&run.cwd)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
+                // Its own process group, so everything the hook started can be
+                // killed if the hook is abandoned (shutdown, crash).
+                .process_group(0)
                 .kill_on_drop(true)
                 .spawn()?;
-            let out = child.wait_with_output().await?;
+            let guard = GroupGuard(child.id());
+            let mut out = child.stdout.take();
+            let mut err = child.stderr.take();
+            let read_out = tokio::spawn(async move {
+                let mut v = Vec::new();
+                if let Some(o) = out.as_mut() {
+                    let _ = o.read_to_end(&mut v).await;
+                }
+                v
+            });
+            let read_err = tokio::spawn(async move {
+                let mut v = Vec::new();
+                if let Some(e) = err.as_mut() {
+                    let _ = e.read_to_end(&mut v).await;
+                }
+                v
+            });
+            let status = child.wait().await?;
+            std::mem::forget(guard);
+            // A daemon the hook left running may hold the pipes open: take what
+            // arrived shortly after exit rather than waiting for it to die.
+            let grace = std::time::Duration::from_secs(2);
+            let stdout = tokio::time::timeout(grace, read_out)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let stderr = tokio::time::timeout(grace, read_err)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
             Ok(HookOutput {
-                code: out.status.code(),
-                stdout: out.stdout,
-                stderr: out.stderr,
+                code: status.code(),
+                stdout,
+                stderr,
             })
         })
     }

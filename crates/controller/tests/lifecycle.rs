@@ -160,3 +160,25 @@ esac"#,
         (Some("rot"), 2)
     );
 }
+
+#[test]
+fn a_hook_that_leaves_a_daemon_running_still_completes() {
+    let h = Harness::new();
+    let c = charm(
+        h.home.path(),
+        "daemon",
+        "",
+        "",
+        "",
+        "case \"$JUJU_DISPATCH_PATH\" in hooks/install) sleep 8 & ;; esac",
+    );
+    let t = std::time::Instant::now();
+    h.ctl.deploy("daemon", &c, 1, no_config()).unwrap();
+    h.settle();
+    assert!(
+        t.elapsed() < Duration::from_secs(7),
+        "settling waited for the daemon: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(h.unit_events("daemon/0").last().unwrap(), "start");
+}
