@@ -115,9 +115,21 @@ pub(crate) struct Inner {
     pub hook_slots: Semaphore,
     app_watch: Mutex<HashMap<String, watch::Sender<u64>>>,
     units_changed: watch::Sender<u64>,
+    /// Units whose uniter is waiting with nothing to do.
+    idle: Mutex<HashSet<String>>,
 }
 
 impl Inner {
+    /// Record whether a unit's uniter is waiting with nothing to do.
+    pub fn set_idle(&self, unit: &str, idle: bool) {
+        let mut m = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle {
+            m.insert(unit.to_string());
+        } else {
+            m.remove(unit);
+        }
+    }
+
     /// Subscribe to changes that concern an application.
     pub fn subscribe(&self, app: &str) -> watch::Receiver<u64> {
         let mut m = self.app_watch.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,6 +321,7 @@ impl Controller {
             tools_dir,
             app_watch: Mutex::new(HashMap::new()),
             units_changed: watch::channel(0).0,
+            idle: Mutex::new(HashSet::new()),
         };
         Ok(Controller {
             inner: Arc::new(inner),
@@ -364,7 +377,12 @@ impl Controller {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = changed.changed() => {}
-                Some(Ok(done)) = tasks.join_next(), if !tasks.is_empty() => { running.remove(&done); }
+                Some(Ok(done)) = tasks.join_next(), if !tasks.is_empty() => {
+                    // A removed unit's uniter ends for good; one that failed
+                    // (store or substrate error) is restarted after a pause.
+                    running.remove(&done);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
         let _ = stop_tx.send(true);
@@ -396,11 +414,13 @@ impl Controller {
                 source,
             })?;
         let meta = charmdir::read_meta(&charm_dir)?;
-        for k in config.keys() {
-            if !meta.config.contains_key(k) {
-                return Err(ControllerError::Invalid(format!("unknown option {k:?}")));
-            }
-        }
+        Self::check_config(
+            &meta,
+            &config
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+        )?;
         let sha = charmdir::hash_dir(&charm_dir)?;
         let units = self.inner.store.write(|tx| {
             let id = store::add_charm(tx, &meta, &sha, &charm_dir)?;
@@ -562,12 +582,12 @@ impl Controller {
         Ok(())
     }
 
-    /// Set (Some) or reset (None) config options; config-changed follows when anything changed.
-    pub fn set_config(&self, app: &str, changes: BTreeMap<String, Option<Value>>) -> Result<bool> {
-        let ch = self.inner.store.read(|c| store::app_charm(c, app))?;
-        for (k, v) in &changes {
-            let opt = ch
-                .meta
+    fn check_config(
+        meta: &charmdir::CharmMeta,
+        changes: &BTreeMap<String, Option<Value>>,
+    ) -> Result<()> {
+        for (k, v) in changes {
+            let opt = meta
                 .config
                 .get(k)
                 .ok_or_else(|| ControllerError::Invalid(format!("unknown option {k:?}")))?;
@@ -586,6 +606,67 @@ impl Controller {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Remove the relation between two applications (`app` or `app:endpoint` each).
+    pub fn remove_relation_between(&self, a: &str, b: &str) -> Result<()> {
+        let matches = |spec: &str, e: &RelationEndpoint| match spec.split_once(':') {
+            Some((app, ep)) => e.app == app && e.endpoint == ep,
+            None => e.app == spec,
+        };
+        let rels = self.inner.store.read(|c| store::relations(c, None))?;
+        let found: Vec<_> = rels
+            .iter()
+            .filter(|r| {
+                !r.is_peer()
+                    && r.endpoints.iter().any(|e| matches(a, e))
+                    && r.endpoints.iter().any(|e| matches(b, e))
+            })
+            .collect();
+        match found.as_slice() {
+            [r] => self.remove_relation(r.id),
+            [] => Err(ControllerError::Invalid(format!(
+                "relation {a:?} {b:?} not found"
+            ))),
+            _ => Err(ControllerError::Invalid(format!(
+                "ambiguous relation {a:?} {b:?}: give the endpoints"
+            ))),
+        }
+    }
+
+    /// A secret's decoded content (`show-secret --reveal`); the latest revision unless one is given.
+    pub fn reveal_secret(
+        &self,
+        uri: &str,
+        revision: Option<i64>,
+    ) -> Result<BTreeMap<String, String>> {
+        use base64::Engine as _;
+        let id = uri.rsplit(['/', ':']).next().unwrap_or(uri).to_string();
+        let st = &self.inner.store;
+        let s = st
+            .read(|c| store::secret(c, &id))?
+            .ok_or_else(|| ControllerError::Invalid(format!("secret {uri:?} not found")))?;
+        let content =
+            st.read(|c| st.secret_content(c, &id, revision.unwrap_or(s.latest_revision)))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(content
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    b64.decode(v)
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// Set (Some) or reset (None) config options; config-changed follows when anything changed.
+    pub fn set_config(&self, app: &str, changes: BTreeMap<String, Option<Value>>) -> Result<bool> {
+        let ch = self.inner.store.read(|c| store::app_charm(c, app))?;
+        Self::check_config(&ch.meta, &changes)?;
         let changed = self
             .inner
             .store
@@ -831,11 +912,21 @@ impl Controller {
         Ok(self.inner.store.read(|c| store::bag(c, relation, owner))?.0)
     }
 
-    /// True when every unit is idle: nothing left to run, no error, and all actions finished.
+    /// True when every unit is idle: its uniter waits with nothing to run, it
+    /// is not in error, and all its actions finished.
     pub fn is_settled(&self) -> Result<bool> {
         let now = self.inner.clock.now_ms();
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Ok(self.inner.store.read(|c| {
             for u in store::units(c, None)? {
+                if !idle.contains(&u.name) {
+                    return Ok(false);
+                }
                 let Some(mut r) = store::remote_state(c, &u.name, now, &Default::default())? else {
                     continue;
                 };

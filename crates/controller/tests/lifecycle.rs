@@ -182,3 +182,74 @@ fn a_hook_that_leaves_a_daemon_running_still_completes() {
     );
     assert_eq!(h.unit_events("daemon/0").last().unwrap(), "start");
 }
+
+#[test]
+fn api_rejects_bad_requests_with_clear_errors() {
+    let h = Harness::new();
+    let c = charm(
+        h.home.path(),
+        "cfg",
+        PROV,
+        "options:\n  port:\n    type: int\n    default: 80\n",
+        "",
+        "",
+    );
+    let r = charm(h.home.path(), "req", REQ, "", "", "");
+    let err = h
+        .ctl
+        .deploy("cfg", &c, 1, [("port".to_string(), json!("eighty"))].into())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "option \"port\" expected int, got \"eighty\""
+    );
+    assert!(h.ctl.deploy("Bad_Name", &c, 1, no_config()).is_err());
+    h.ctl.deploy("cfg", &c, 1, no_config()).unwrap();
+    assert_eq!(
+        h.ctl
+            .deploy("cfg", &c, 1, no_config())
+            .unwrap_err()
+            .to_string(),
+        "application \"cfg\" already exists"
+    );
+    assert_eq!(
+        h.ctl
+            .set_config("cfg", [("nope".to_string(), Some(json!(1)))].into())
+            .unwrap_err()
+            .to_string(),
+        "unknown option \"nope\""
+    );
+    assert!(h
+        .ctl
+        .set_config("cfg", [("port".to_string(), Some(json!(81)))].into())
+        .unwrap());
+    assert!(
+        !h.ctl
+            .set_config("cfg", [("port".to_string(), Some(json!(81)))].into())
+            .unwrap(),
+        "no change, no config-changed"
+    );
+    h.ctl.deploy("req", &r, 1, no_config()).unwrap();
+    assert!(
+        h.ctl.integrate("cfg:cluster", "req").is_err(),
+        "peers cannot be integrated"
+    );
+    h.ctl.integrate("cfg", "req:db").unwrap();
+    assert!(h
+        .ctl
+        .integrate("cfg", "req")
+        .unwrap_err()
+        .to_string()
+        .contains("already exists"));
+    h.settle();
+    h.ctl.remove_relation_between("req", "cfg:db").unwrap();
+    h.settle();
+    assert!(h
+        .ctl
+        .status()
+        .unwrap()
+        .relations
+        .iter()
+        .all(|r| r.kind == "peer"));
+    assert!(h.ctl.remove_relation_between("req", "cfg").is_err());
+}

@@ -312,6 +312,12 @@ esac"#,
         h.events()
     );
     assert_eq!(h.ctl.secrets().unwrap()[0].revision, 2);
+    let uri = h.ctl.secrets().unwrap()[0].uri.clone();
+    assert_eq!(h.ctl.reveal_secret(&uri, None).unwrap()["password"], "two");
+    assert!(
+        h.ctl.reveal_secret(&uri, Some(1)).is_err(),
+        "revision 1 was removed by its owner"
+    );
 
     h.block_on(
         h.ctl

@@ -100,11 +100,13 @@ async fn unit_loop(
                 let wake = next_wakeup(&remote, &local)
                     .map(|t| Duration::from_millis((t - now).max(0) as u64 + 5));
                 let sleep = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(3600)));
+                inner.set_idle(unit, true);
                 tokio::select! {
                     _ = rx.changed() => {}
                     _ = sleep => {}
-                    _ = stop.changed() => return Ok(()),
+                    _ = stop.changed() => {}
                 }
+                inner.set_idle(unit, false);
             }
         }
     }
