@@ -116,7 +116,7 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|");
     println!("| units | {units} |");
     println!("| units idle after start | {started} |");
-    println!("| hooks run | {hooks} |");
+    println!("| hooks run (install, leader-*, config-changed, start) | {hooks} |");
     println!(
         "| deploy call (store writes) | {:.2} s |",
         deployed.as_secs_f64()

@@ -638,6 +638,11 @@ pub(crate) fn delete_unit(tx: &Connection, name: &str) -> Result<()> {
         "DELETE FROM secret WHERE owner_kind='unit' AND owner=?1",
         params![name],
     )?;
+    // Actions that never ran on a removed unit end as aborted.
+    tx.execute(
+        "UPDATE task SET status='aborted', message='unit removed', completed=?2 WHERE unit=?1 AND status IN ('pending', 'running')",
+        params![name, now_ms()],
+    )?;
     tx.execute(
         "DELETE FROM status WHERE entity IN (?1, ?2)",
         params![format!("unit:{name}"), format!("agent:{name}")],
