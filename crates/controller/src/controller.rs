@@ -779,6 +779,20 @@ impl Controller {
 
     /// Mark a unit in error resolved: retry the failed hook, or skip it.
     pub fn resolve(&self, unit: &str, retry: bool) -> Result<()> {
+        if self.inner.store.read(|c| store::unit(c, unit))?.is_none() {
+            return Err(ControllerError::Invalid(format!("unit {unit:?} not found")));
+        }
+        if self
+            .inner
+            .store
+            .read(|c| store::uniter_state(c, unit))?
+            .error
+            .is_none()
+        {
+            return Err(ControllerError::Invalid(format!(
+                "unit {unit:?} is not in an error state"
+            )));
+        }
         let r = if retry {
             Resolved::Retry
         } else {

@@ -403,6 +403,10 @@ esac"#,
     let ev = h.unit_events("flaky/0");
     assert!(ev.iter().filter(|e| *e == "config-changed").count() >= 2);
     assert_eq!(ev.last().unwrap(), "start");
+    assert_eq!(
+        h.ctl.resolve("flaky/0", true).unwrap_err().to_string(),
+        "unit \"flaky/0\" is not in an error state"
+    );
 
     // Resolve without retry skips the failed hook; its changes never land.
     std::fs::write(&fail_flag, "").unwrap();
