@@ -663,6 +663,23 @@ fn relation_arg(ctx: &HookContext, st: &Store, r: Option<&str>) -> R<store::Rela
     })
 }
 
+fn valid_app_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.as_bytes()[0].is_ascii_lowercase()
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !s.ends_with('-')
+}
+
+fn valid_unit_name(s: &str) -> bool {
+    match s.rsplit_once('/') {
+        Some((app, n)) => {
+            valid_app_name(app) && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
 fn relation_ids(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
     let a = parse(args, &[FMT, OUT])?;
     let ep = match a.pos.as_slice() {
@@ -727,7 +744,8 @@ fn relation_get(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
     let mut app = a.flag("app");
     let target = match target {
         Some(t) => t,
-        None => match ctx.hook.relation().filter(|r| r.id == rel.id) {
+        // Juju's defaults come from the hook context, whatever -r says.
+        None => match ctx.hook.relation() {
             Some(r) if !r.remote_unit.is_empty() && !app => r.remote_unit.clone(),
             Some(r) => {
                 app = true;
@@ -736,6 +754,14 @@ fn relation_get(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
             None => return Err(usage("no unit or application specified")),
         },
     };
+    if !app && !valid_unit_name(&target) {
+        if valid_app_name(&target) {
+            return Err(usage(format!(
+                "expected unit name, got application name {target:?}"
+            )));
+        }
+        return Err(usage(format!("invalid unit name {target:?}")));
+    }
     let owner = if app {
         target.split('/').next().unwrap_or("").to_string()
     } else {
@@ -748,9 +774,6 @@ fn relation_get(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
     }
     if app && owner == ctx.app && !rel.is_peer() && !is_leader(ctx, st)? {
         return Err(fail(PERM));
-    }
-    if !app && !target.contains('/') {
-        return Err(usage(format!("invalid unit name {target:?}")));
     }
     let mut data = st.read(|c| store::bag(c, rel.id, &owner))?.0;
     if owner == ctx.unit || owner == ctx.app {

@@ -574,6 +574,8 @@ case "$JUJU_DISPATCH_PATH" in
     t network network-get nosuch
     t json config-get --format=json
     t help relation-get --help
+    t appname relation-get -r "$(relation-ids cluster)" - tooly
+    t badunit relation-get -r "$(relation-ids cluster)" - 'x/y'
     ;;
 esac"#;
     let c = charm(
@@ -659,6 +661,14 @@ esac"#;
     );
     assert_eq!(get("json"), "json rc=0 {\"a\":3}|");
     assert!(get("help").starts_with("help rc=0 Usage"));
+    assert_eq!(
+        get("appname"),
+        "appname rc=2 ERROR expected unit name, got application name \"tooly\"|"
+    );
+    assert_eq!(
+        get("badunit"),
+        "badunit rc=2 ERROR invalid unit name \"x/y\"|"
+    );
     assert_eq!(
         h.ctl.status().unwrap().applications[0].units[0].ports,
         ["8080/tcp"]
