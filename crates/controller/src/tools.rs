@@ -1714,28 +1714,29 @@ fn secret_grant(ctx: &mut HookContext, st: &Store, args: &[String], grant: bool)
             ("app|application", Kind::Value),
         ],
     )?;
-    let [uri] = a.pos.as_slice() else {
+    let Some((uri, rest)) = a.pos.split_first() else {
         return Err(usage("missing secret URI"));
     };
-    let Some(r) = a.val("r") else {
-        return Err(usage("missing relation or application"));
-    };
-    let rel = relation_arg(ctx, st, Some(r))?;
-    let (id, _) = owned_for_write(ctx, st, uri)?;
+    parse_secret_uri(uri)?;
+    let rel = relation_arg(ctx, st, a.val("r"))?;
     let (_, other) = rel.side(&ctx.app).ok_or_else(|| fail(PERM))?;
     let other = other.to_string();
     let target = match a.val("unit") {
         Some(u) => {
+            if !valid_unit_name(u) {
+                return Err(usage(format!("unit {u:?} not valid")));
+            }
             if u.split('/').next() != Some(other.as_str()) {
-                return Err(fail(format!(
-                    "cannot {} secret: unit {u:?} is not in application {other:?}",
-                    if grant { "grant" } else { "revoke" }
+                return Err(usage(format!(
+                    "cannot specify unit {u:?} in relation to application {other:?}"
                 )));
             }
             u.to_string()
         }
         None => other.clone(),
     };
+    check_empty(rest)?;
+    let (id, _) = owned_for_write(ctx, st, uri)?;
     if grant && !target.contains('/') {
         let existing = st.read(|c| store::secret_grants(c, &id))?;
         let unit_level = existing
