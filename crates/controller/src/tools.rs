@@ -1383,14 +1383,14 @@ fn parse_expire(s: &str, now: i64) -> R<i64> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0));
     }
-    if let Ok(d) = humantime::parse_duration(s) {
-        if !d.is_zero() {
-            return Ok(now + d.as_millis() as i64);
-        }
+    if s.starts_with('-') {
+        return Err(usage(format!("negative expire duration {s:?} not valid")));
     }
-    Err(usage(format!(
-        "invalid value {s:?} for option --expire: expiry time or duration {s:?} not valid"
-    )))
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(now + d.as_millis() as i64),
+        Ok(_) => Err(usage(format!("negative expire duration {s:?} not valid"))),
+        Err(_) => Err(usage(format!("expire time or duration {s:?} not valid"))),
+    }
 }
 
 fn secret_meta_flags() -> Vec<(&'static str, Kind)> {
@@ -1444,6 +1444,9 @@ fn check_owner_label_free(
 
 fn secret_add(ctx: &mut HookContext, st: &Store, req: &ToolRequest, args: &[String]) -> R<Vec<u8>> {
     let a = parse(args, &secret_meta_flags())?;
+    if a.pos.is_empty() && a.val("file").is_none() {
+        return Err(usage("missing secret value or filename"));
+    }
     let owner_kind = match a.val("owner").unwrap_or("application") {
         "application" => "application",
         "unit" => "unit",
@@ -1451,7 +1454,7 @@ fn secret_add(ctx: &mut HookContext, st: &Store, req: &ToolRequest, args: &[Stri
     };
     let content = secret_content(req, &a.pos, a.val("file"))?;
     if content.is_empty() {
-        return Err(usage("missing secret value"));
+        return Err(fail("empty secret value not valid"));
     }
     let owner = if owner_kind == "application" {
         if !is_leader(ctx, st)? {

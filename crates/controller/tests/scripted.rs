@@ -574,6 +574,10 @@ case "$JUJU_DISPATCH_PATH" in
     t network network-get nosuch
     t json config-get --format=json
     t help relation-get --help
+    t badexpire secret-add --owner unit --expire soon key=val
+    t badrotate secret-add --owner unit --rotate sometimes key=val
+    t badowner secret-add --owner model key=val
+    t fromfile sh -c "printf 'token: abc\n' > $out.yaml; secret-add --owner unit --file $out.yaml >/dev/null && secret-get --label nope 2>&1; echo ok"
     t appname relation-get -r "$(relation-ids cluster)" - tooly
     t badunit relation-get -r "$(relation-ids cluster)" - 'x/y'
     ;;
@@ -637,7 +641,10 @@ esac"#;
         get("badkey"),
         "badkey rc=2 ERROR key \"Bad_Key\" not valid|"
     );
-    assert_eq!(get("empty"), "empty rc=2 ERROR missing secret value|");
+    assert_eq!(
+        get("empty"),
+        "empty rc=2 ERROR missing secret value or filename|"
+    );
     assert_eq!(
         get("peekrefresh"),
         "peekrefresh rc=2 ERROR specify one of --peek or --refresh but not both|"
@@ -661,6 +668,19 @@ esac"#;
     );
     assert_eq!(get("json"), "json rc=0 {\"a\":3}|");
     assert!(get("help").starts_with("help rc=0 Usage"));
+    assert_eq!(
+        get("badexpire"),
+        "badexpire rc=2 ERROR expire time or duration \"soon\" not valid|"
+    );
+    assert_eq!(
+        get("badrotate"),
+        "badrotate rc=2 ERROR rotate policy \"sometimes\" not valid|"
+    );
+    assert_eq!(
+        get("badowner"),
+        "badowner rc=2 ERROR secret owner \"model\" not valid|"
+    );
+    assert!(get("fromfile").ends_with("|ok|"), "{}", get("fromfile"));
     assert_eq!(
         get("appname"),
         "appname rc=2 ERROR expected unit name, got application name \"tooly\"|"
