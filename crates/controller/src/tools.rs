@@ -980,8 +980,9 @@ fn leader_set(ctx: &mut HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> 
 }
 
 fn status_json(s: &store::StatusInfo, include_data: bool) -> Value {
-    let mut m = json!({"status": s.status, "message": s.message});
+    let mut m = json!({"status": s.status});
     if include_data {
+        m["message"] = json!(s.message);
         m["status-data"] = if s.data.is_null() {
             json!({})
         } else {
@@ -1001,36 +1002,33 @@ fn status_get(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
             ("application", Kind::Bool),
         ],
     )?;
-    let key = match a.pos.as_slice() {
-        [] => None,
-        [k] => Some(k.clone()),
-        _ => return check_empty(&a.pos[1..]).map(|_| Vec::new()),
-    };
+    check_empty(&a.pos)?;
     let inc = a.flag("include-data");
+    let plain = !inc && a.val("format").unwrap_or("smart") == "smart";
     let v = if a.flag("application") {
         if !is_leader(ctx, st)? {
             return Err(fail(format!("finding application status: {NOT_LEADER}")));
         }
         let app = st.read(|c| store::status(c, &format!("app:{}", ctx.app)))?;
-        let mut units = Map::new();
-        for u in st.read(|c| store::units(c, Some(&ctx.app)))? {
-            let s = st.read(|c| store::status(c, &format!("unit:{}", u.name)))?;
-            units.insert(u.name, status_json(&s, inc));
+        if plain {
+            json!(app.status)
+        } else {
+            let mut units = Map::new();
+            for u in st.read(|c| store::units(c, Some(&ctx.app)))? {
+                let s = st.read(|c| store::status(c, &format!("unit:{}", u.name)))?;
+                units.insert(u.name, status_json(&s, inc));
+            }
+            let mut inner = status_json(&app, inc);
+            inner["units"] = Value::Object(units);
+            json!({"application-status": inner})
         }
-        let mut inner = status_json(&app, inc);
-        inner["units"] = Value::Object(units);
-        json!({"application-status": inner})
     } else {
         let s = st.read(|c| store::status(c, &format!("unit:{}", ctx.unit)))?;
-        if !inc && a.val("format").unwrap_or("smart") == "smart" && key.is_none() {
+        if plain {
             json!(s.status)
         } else {
             status_json(&s, inc)
         }
-    };
-    let v = match key {
-        Some(k) => v.get(&k).cloned().unwrap_or(Value::Null),
-        None => v,
     };
     Ok(format_out(&v, a.val("format"), "smart"))
 }
@@ -1038,7 +1036,7 @@ fn status_get(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
 fn status_set(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
     let a = parse(args, &[("application", Kind::Bool)])?;
     let Some(status) = a.pos.first() else {
-        return Err(usage("invalid args, require <status> [message] [data]"));
+        return Err(usage("invalid args, require <status> [message]"));
     };
     if !matches!(
         status.as_str(),
@@ -1048,7 +1046,10 @@ fn status_set(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
             "invalid status {status:?}, expected one of [maintenance blocked waiting active]"
         )));
     }
-    let message = a.pos[1..].join(" ");
+    let message = a.pos.get(1).cloned().unwrap_or_default();
+    if a.pos.len() > 2 {
+        check_empty(&a.pos[2..])?;
+    }
     let entity = if a.flag("application") {
         if !is_leader(ctx, st)? {
             return Err(fail(format!("setting application status: {NOT_LEADER}")));
