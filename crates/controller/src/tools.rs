@@ -851,7 +851,9 @@ fn key_values(pos: &[String]) -> R<BTreeMap<String, String>> {
         let Some((k, v)) = p.split_once('=').filter(|(k, _)| !k.is_empty()) else {
             return Err(usage(format!("expected \"key=value\", got {p:?}")));
         };
-        out.insert(k.to_string(), v.to_string());
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(usage(format!("key {k:?} specified more than once")));
+        }
     }
     Ok(out)
 }

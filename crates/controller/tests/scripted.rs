@@ -574,6 +574,7 @@ case "$JUJU_DISPATCH_PATH" in
     t network network-get nosuch
     t json config-get --format=json
     t help relation-get --help
+    t dupkey relation-set -r "$(relation-ids cluster)" a=1 a=2
     t badexpire secret-add --owner unit --expire soon key=val
     t badrotate secret-add --owner unit --rotate sometimes key=val
     t badowner secret-add --owner model key=val
@@ -668,6 +669,10 @@ esac"#;
     );
     assert_eq!(get("json"), "json rc=0 {\"a\":3}|");
     assert!(get("help").starts_with("help rc=0 Usage"));
+    assert_eq!(
+        get("dupkey"),
+        "dupkey rc=2 ERROR key \"a\" specified more than once|"
+    );
     assert_eq!(
         get("badexpire"),
         "badexpire rc=2 ERROR expire time or duration \"soon\" not valid|"
