@@ -1608,8 +1608,7 @@ fn secret_get(ctx: &mut HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> 
     // Pending content from this hook (owner view).
     if let Some(ch) = ctx.secret_changes.get(&id) {
         if let Some(c) = &ch.content {
-            let v = decode_content(c);
-            return Ok(format_out(&pick(v, key), a.val("format"), "yaml"));
+            return Ok(format_out(&pick(c, key)?, a.val("format"), "yaml"));
         }
     }
     let s = st
@@ -1651,18 +1650,25 @@ fn secret_get(ctx: &mut HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> 
         rev
     };
     let content = st.read(|c| st.secret_content(c, &id, rev))?;
-    Ok(format_out(
-        &pick(decode_content(&content), key),
-        a.val("format"),
-        "yaml",
-    ))
+    Ok(format_out(&pick(&content, key)?, a.val("format"), "yaml"))
 }
 
-fn pick(v: Value, key: Option<String>) -> Value {
-    match key {
-        Some(k) => v.get(&k).cloned().unwrap_or(Value::Null),
-        None => v,
+/// The whole (decoded) content, one decoded value, or `key#base64` raw.
+fn pick(content: &BTreeMap<String, String>, key: Option<String>) -> R<Value> {
+    let Some(k) = key else {
+        return Ok(decode_content(content));
+    };
+    let (name, raw) = match k.strip_suffix("#base64") {
+        Some(n) => (n.to_string(), true),
+        None => (k.clone(), false),
+    };
+    let v = content
+        .get(&name)
+        .ok_or_else(|| fail(format!("secret key {name:?} not found")))?;
+    if raw {
+        return Ok(json!(v));
     }
+    Ok(decode_content(&BTreeMap::from([(name.clone(), v.clone())]))[&name].clone())
 }
 
 fn secret_info_get(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {

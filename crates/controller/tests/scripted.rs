@@ -574,6 +574,7 @@ case "$JUJU_DISPATCH_PATH" in
     t network network-get nosuch
     t json config-get --format=json
     t help relation-get --help
+    t sgkey sh -c 'id=$(secret-add --owner unit key=val); secret-get "$id" key; secret-get "$id" key#base64; secret-get "$id" nokey'
     t dupkey relation-set -r "$(relation-ids cluster)" a=1 a=2
     t badexpire secret-add --owner unit --expire soon key=val
     t badrotate secret-add --owner unit --rotate sometimes key=val
