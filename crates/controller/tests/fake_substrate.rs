@@ -17,6 +17,7 @@ struct Recorder {
     install_failures: Mutex<u32>,
     root: std::path::PathBuf,
     ready: Mutex<BTreeSet<String>>,
+    fail_always: Mutex<Option<String>>,
 }
 
 impl Substrate for Recorder {
@@ -54,6 +55,13 @@ impl Substrate for Recorder {
                 .lock()
                 .unwrap()
                 .push((p.unit.clone(), path.clone()));
+            if self.fail_always.lock().unwrap().as_deref() == Some(path.as_str()) {
+                return Ok(HookOutput {
+                    code: Some(1),
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                });
+            }
             let mut fails = self.install_failures.lock().unwrap();
             if path == "hooks/install" && *fails > 0 {
                 *fails -= 1;
@@ -199,4 +207,31 @@ fn missing_hooks_count_as_success_but_a_missing_action_fails() {
         (t.status.as_str(), t.message.as_str()),
         ("failed", "action not implemented on unit \"fake/0\"")
     );
+}
+
+#[test]
+fn an_action_on_a_unit_in_error_runs_and_the_error_stays() {
+    let (_home, ctl, rec, rt, charm) = setup(0, true);
+    *rec.fail_always.lock().unwrap() = Some("hooks/config-changed".into());
+    ctl.deploy("fake", &charm, 1, Default::default()).unwrap();
+    let t = std::time::Instant::now();
+    while ctl.uniter_state("fake/0").unwrap().error.is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let task = rt
+        .block_on(ctl.run_action(
+            "fake/0",
+            "go",
+            serde_json::json!({}),
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    assert_eq!(task.status, "completed");
+    let st = ctl.uniter_state("fake/0").unwrap();
+    assert_eq!(
+        st.error.map(|e| e.hook.name()),
+        Some("config-changed".to_string())
+    );
+    assert!(!st.started);
 }

@@ -362,7 +362,12 @@ async fn run_hook(
         } else {
             ("completed".to_string(), String::new())
         };
-        let next = advance(local, &hook, remote);
+        // An action run while the unit is in error leaves the error in place.
+        let next = if local.error.is_some() {
+            local.clone()
+        } else {
+            advance(local, &hook, remote)
+        };
         let res = st.write(|tx| {
             if success {
                 ctx.commit(tx, st, now)?;
@@ -395,11 +400,7 @@ async fn run_hook(
             })?;
         }
         after_commit(inner, app, &ctx, &hook, success);
-        return Ok(if local.error.is_some() {
-            local.clone()
-        } else {
-            next
-        });
+        return Ok(next);
     }
 
     if success {
