@@ -844,7 +844,25 @@ impl Controller {
                         ports,
                     });
                 }
-                let status = store::status(c, &format!("app:{a}"))?;
+                let mut status = store::status(c, &format!("app:{a}"))?;
+                if status.status == "unknown" {
+                    // As Juju: without a leader-set status, the app shows its
+                    // units' most severe workload status.
+                    let rank = |s: &str| match s {
+                        "error" => 6,
+                        "blocked" => 5,
+                        "maintenance" => 4,
+                        "waiting" => 3,
+                        "active" => 2,
+                        "terminated" => 1,
+                        _ => 0,
+                    };
+                    if let Some(u) = units.iter().max_by_key(|u| rank(&u.workload.status)) {
+                        if rank(&u.workload.status) > 0 {
+                            status = u.workload.clone();
+                        }
+                    }
+                }
                 apps.push(AppStatus {
                     name: a,
                     charm: ch.meta.name,
