@@ -691,21 +691,24 @@ fn relation_ids(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
         [e] => e.clone(),
         _ => return check_empty(&a.pos[1..]).map(|_| Vec::new()),
     };
-    if ctx.charm.endpoint(&ep).is_none() {
-        return Err(usage(format!(
-            "invalid value {ep:?} for option -r: no endpoint named {ep:?}"
-        )));
-    }
     let rels = st.read(|c| store::relations(c, Some(&ctx.app)))?;
-    let ids: Vec<String> = rels
-        .iter()
-        .filter(|r| r.life == crate::uniter::state::Life::Alive)
-        .filter_map(|r| {
-            r.side(&ctx.app)
-                .filter(|(m, _)| m.endpoint == ep)
-                .map(|_| format!("{ep}:{}", r.id))
-        })
-        .collect();
+    let broken_now = match &ctx.hook.kind {
+        crate::hook::HookKind::RelationBroken(r) => Some(r.id),
+        _ => None,
+    };
+    let mut ids = Vec::new();
+    for r in &rels {
+        if r.side(&ctx.app).is_none_or(|(m, _)| m.endpoint != ep) || broken_now == Some(r.id) {
+            continue;
+        }
+        // Dying relations stay listed until this unit has broken them.
+        let listed = r.life == crate::uniter::state::Life::Alive
+            || st.read(|c| store::in_scope(c, r.id, &ctx.unit))?;
+        if listed {
+            ids.push(format!("{ep}:{}", r.id));
+        }
+    }
+    ids.sort();
     Ok(format_out(&json!(ids), a.val("format"), "smart"))
 }
 
