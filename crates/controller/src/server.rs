@@ -30,6 +30,11 @@ pub(crate) fn serve(
 ) -> std::io::Result<ToolServer> {
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
+    // Only the controller's user (the hooks run as it) may talk to the unit agent.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
