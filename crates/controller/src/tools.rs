@@ -1858,3 +1858,118 @@ mod tests {
         assert!(!valid_action_key(""));
     }
 }
+
+#[cfg(test)]
+mod prop {
+    //! Whatever a charm sends, a tool answers with exit 0, 1 or 2 and never panics.
+
+    use super::*;
+    use crate::charmdir::{CharmMeta, Endpoint, Role};
+    use crate::hook::{HookKind, RelationRef};
+    use proptest::prelude::*;
+
+    fn fixture() -> (tempfile::TempDir, Store, HookContext) {
+        let d = tempfile::tempdir().unwrap();
+        let st = Store::open(d.path()).unwrap();
+        let meta = CharmMeta {
+            name: "demo".into(),
+            endpoints: vec![
+                Endpoint {
+                    name: "db".into(),
+                    interface: "pg".into(),
+                    role: Role::Requirer,
+                },
+                Endpoint {
+                    name: "cluster".into(),
+                    interface: "c".into(),
+                    role: Role::Peer,
+                },
+            ],
+            ..Default::default()
+        };
+        let rel = st
+            .write(|tx| {
+                store::ensure_model(tx, "m")?;
+                let ch = store::add_charm(tx, &meta, "x", std::path::Path::new("/c"))?;
+                store::add_application(tx, "demo", ch, &BTreeMap::new())?;
+                store::add_unit(tx, "demo")?;
+                store::add_unit(tx, "demo")?;
+                let id = store::add_relation(
+                    tx,
+                    &[store::RelationEndpoint {
+                        app: "demo".into(),
+                        endpoint: "cluster".into(),
+                        role: Role::Peer,
+                        interface: "c".into(),
+                    }],
+                )?;
+                store::enter_scope(tx, id, "demo/0", "127.0.0.1")?;
+                store::enter_scope(tx, id, "demo/1", "127.0.0.2")?;
+                Ok(id)
+            })
+            .unwrap();
+        let ctx = HookContext {
+            id: "ctx".into(),
+            unit: "demo/0".into(),
+            app: "demo".into(),
+            address: "127.0.0.1".into(),
+            model_uuid: "u".into(),
+            model_name: "m".into(),
+            hook: HookKind::RelationChanged(RelationRef {
+                id: rel,
+                endpoint: "cluster".into(),
+                remote_app: "demo".into(),
+                remote_unit: "demo/1".into(),
+            })
+            .into(),
+            charm: meta,
+            log_path: d.path().join("log"),
+            relation_writes: Default::default(),
+            state_writes: Default::default(),
+            secret_changes: Default::default(),
+            grant_ops: Default::default(),
+            remove_ops: Default::default(),
+            port_ops: Default::default(),
+            action: Some(crate::context::ActionState {
+                id: 1,
+                params: json!({"a": {"b": "c"}}),
+                ..Default::default()
+            }),
+            leader_settings_written: false,
+            secret_tracking_changed: false,
+        };
+        (d, st, ctx)
+    }
+
+    fn arg() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"-".to_vec()),
+            Just(b"--".to_vec()),
+            Just(b"-r".to_vec()),
+            Just(b"--app".to_vec()),
+            Just(b"--format=json".to_vec()),
+            Just(b"--file".to_vec()),
+            Just(b"cluster:0".to_vec()),
+            Just(b"demo/1".to_vec()),
+            Just(b"secret:0123456789abcdefghij".to_vec()),
+            Just(b"key#file=/nope".to_vec()),
+            Just(b"k=v".to_vec()),
+            "[a-z=.#:/ -]{0,12}".prop_map(|s| s.into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..8),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn tools_never_panic(tool in proptest::sample::select(TOOL_NAMES), args in proptest::collection::vec(arg(), 0..6), stdin in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))) {
+            let (_d, st, mut ctx) = fixture();
+            let req = ToolRequest { context_id: b"ctx".to_vec(), tool: tool.as_bytes().to_vec(), args, stdin, ..Default::default() };
+            let resp = run(&mut ctx, &st, &req);
+            prop_assert!(resp.code <= 2, "{tool}: {resp:?}");
+            if resp.code != 0 {
+                prop_assert!(resp.stderr.starts_with(b"ERROR "), "{tool}: {resp:?}");
+            }
+        }
+    }
+}
