@@ -1960,7 +1960,7 @@ mod prop {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
+        #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
         fn tools_never_panic(tool in proptest::sample::select(TOOL_NAMES), args in proptest::collection::vec(arg(), 0..6), stdin in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))) {
             let (_d, st, mut ctx) = fixture();
