@@ -742,6 +742,35 @@ impl Controller {
         Ok(task)
     }
 
+    /// An application's effective config: every option with its value (user
+    /// set, else the charm default, else null) and whether the user set it.
+    pub fn config(&self, app: &str) -> Result<BTreeMap<String, (Value, bool)>> {
+        let ch = self.inner.store.read(|c| store::app_charm(c, app))?;
+        let (user, _) = self.inner.store.read(|c| store::app_config(c, app))?;
+        Ok(ch
+            .meta
+            .config
+            .iter()
+            .map(|(k, o)| match user.get(k) {
+                Some(v) => (k.clone(), (v.clone(), true)),
+                None => (k.clone(), (o.default.clone().unwrap_or(Value::Null), false)),
+            })
+            .collect())
+    }
+
+    /// Tasks of a unit (or all), newest first.
+    pub fn tasks(&self, unit: Option<&str>) -> Result<Vec<TaskRecord>> {
+        let ids: Vec<i64> = self.inner.store.read(|c| {
+            let mut st =
+                c.prepare("SELECT id FROM task WHERE ?1 IS NULL OR unit=?1 ORDER BY id DESC")?;
+            let v = st
+                .query_map([unit], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(v)
+        })?;
+        ids.into_iter().map(|id| self.task(id)).collect()
+    }
+
     /// A task's current record.
     pub fn task(&self, id: i64) -> Result<TaskRecord> {
         self.inner

@@ -489,6 +489,9 @@ esac"#,
         "idle"
     );
     assert!(h.ctl.enqueue_action("act/0", "nope", json!({})).is_err());
+    let tasks = h.ctl.tasks(Some("act/0")).unwrap();
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(tasks[0].name, "broken", "newest first");
 }
 
 #[test]
