@@ -219,10 +219,12 @@ fn api_rejects_bad_requests_with_clear_errors() {
             .to_string(),
         "unknown option \"nope\""
     );
+    assert_eq!(h.ctl.config("cfg").unwrap()["port"], (json!(80), false));
     assert!(h
         .ctl
         .set_config("cfg", [("port".to_string(), Some(json!(81)))].into())
         .unwrap());
+    assert_eq!(h.ctl.config("cfg").unwrap()["port"], (json!(81), true));
     assert!(
         !h.ctl
             .set_config("cfg", [("port".to_string(), Some(json!(81)))].into())
