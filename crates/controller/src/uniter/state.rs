@@ -291,6 +291,14 @@ fn next_kind(remote: &RemoteState, local: &LocalState) -> Option<HookKind> {
         if let Some(u) = l.members.keys().find(|u| !r.members.contains_key(*u)) {
             return Some(HookKind::RelationDeparted(rel(*id, r, u)));
         }
+        // After joined, the next hook for that relation is changed for the same unit.
+        if let Some((u, _)) = l
+            .members
+            .iter()
+            .find(|(u, seen)| seen.is_none() && r.members.contains_key(*u))
+        {
+            return Some(HookKind::RelationChanged(rel(*id, r, u)));
+        }
         if let Some(u) = r.members.keys().find(|u| !l.members.contains_key(*u)) {
             return Some(HookKind::RelationJoined(rel(*id, r, u)));
         }
@@ -595,8 +603,8 @@ mod tests {
             names,
             [
                 "db-relation-joined:pg/0",
-                "db-relation-joined:pg/1",
                 "db-relation-changed:pg/0",
+                "db-relation-joined:pg/1",
                 "db-relation-changed:pg/1"
             ]
         );
