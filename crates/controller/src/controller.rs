@@ -303,6 +303,9 @@ impl Controller {
         std::fs::create_dir_all(&tools_dir).map_err(io("creating the tools directory"))?;
         std::fs::create_dir_all(cfg.home.join("logs"))
             .map_err(io("creating the logs directory"))?;
+        if !cfg.jujuc_path.is_file() {
+            tracing::warn!(path = %cfg.jujuc_path.display(), "ward-jujuc not found: hook tools will fail (set WARD_JUJUC)");
+        }
         for name in crate::tools::TOOL_NAMES {
             let link = tools_dir.join(name);
             if std::fs::read_link(&link).ok().as_deref() != Some(cfg.jujuc_path.as_path()) {
