@@ -65,13 +65,13 @@ fn main() -> anyhow::Result<()> {
 
     let mut cfg = ControllerConfig::new(home.path().join("home"));
     let exe = std::env::current_exe()?;
-    if let Some(p) = exe
+    let jujuc = exe
         .parent()
         .and_then(|d| d.parent())
         .map(|d| d.join("ward-jujuc"))
-        .filter(|p| p.exists())
-    {
-        cfg.jujuc_path = p;
+        .filter(|p| p.exists());
+    if let Some(p) = &jujuc {
+        cfg.jujuc_path = p.clone();
     }
     let ctl = Controller::open(cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -108,6 +108,32 @@ fn main() -> anyhow::Result<()> {
         .filter(|u| u.agent.status == "idle" && u.workload.status == "unknown")
         .count();
     let hooks = units * 4;
+
+    // Hook-tool call cost: one unit calls `is-leader` N times in its install hook.
+    let calls = 300;
+    let tool_cost = if jujuc.is_some() {
+        let tc = home.path().join("toolcalls");
+        std::fs::create_dir_all(&tc)?;
+        std::fs::write(tc.join("metadata.yaml"), "name: toolcalls\n")?;
+        let out = home.path().join("toolcalls.out");
+        let script = format!(
+            "#!/bin/sh\n[ \"$JUJU_DISPATCH_PATH\" = hooks/install ] || exit 0\ns=$(date +%s%N)\ni=0\nwhile [ $i -lt {calls} ]; do is-leader >/dev/null; i=$((i+1)); done\ne=$(date +%s%N)\necho $((e-s)) > {}\n",
+            out.display()
+        );
+        std::fs::write(tc.join("dispatch"), script)?;
+        std::fs::set_permissions(tc.join("dispatch"), std::fs::Permissions::from_mode(0o755))?;
+        ctl.deploy("toolcalls", &tc, 1, Default::default())?;
+        let t = Instant::now();
+        while !out.exists() && t.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&out)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .map(|ns| ns / calls as f64 / 1e6)
+    } else {
+        None
+    };
     let _ = stop_tx.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 
@@ -139,6 +165,13 @@ fn main() -> anyhow::Result<()> {
         "| baseline: one hook process spawn+wait | {:.3} ms |",
         spawn_cost.as_secs_f64() * 1000.0
     );
+    match tool_cost {
+        Some(ms) => {
+            println!("| one hook-tool call (`is-leader` via ward-jujuc) | {ms:.3} ms |");
+            println!("| tool call / spawn baseline | {:.2} |", ms / (spawn_cost.as_secs_f64() * 1000.0));
+        }
+        None => println!("| one hook-tool call | not measured: build ward-jujuc first (cargo build --release -p controller --bins) |"),
+    }
     println!(
         "| settle time / (hooks × spawn baseline) | {:.2} |",
         settled.as_secs_f64() / (hooks as f64 * spawn_cost.as_secs_f64())
