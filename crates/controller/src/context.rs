@@ -59,6 +59,8 @@ pub(crate) struct HookContext {
     pub leader_settings_written: bool,
     /// secret-get changed what this unit tracks (applied at once).
     pub secret_tracking_changed: bool,
+    /// Remote units this unit knows in each relation, for relation-list.
+    pub known_members: BTreeMap<i64, std::collections::BTreeSet<String>>,
 }
 
 impl HookContext {

@@ -723,11 +723,16 @@ fn relation_list(ctx: &HookContext, st: &Store, args: &[String]) -> R<Vec<u8>> {
     if a.flag("app") {
         return Ok(format_out(&json!(other), a.val("format"), "smart"));
     }
-    let members: Vec<String> = st
-        .read(|c| store::relation_members(c, rel.id))?
-        .into_iter()
-        .filter(|m| m != &ctx.unit && m.split('/').next() == Some(other))
-        .collect();
+    // The units this unit has been told about (joined and not departed), as
+    // Juju's context relation lists them; the store's scope when unknown.
+    let members: Vec<String> = match ctx.known_members.get(&rel.id) {
+        Some(m) => m.iter().cloned().collect(),
+        None => st
+            .read(|c| store::relation_members(c, rel.id))?
+            .into_iter()
+            .filter(|m| m != &ctx.unit && m.split('/').next() == Some(other))
+            .collect(),
+    };
     Ok(format_out(&json!(members), a.val("format"), "smart"))
 }
 
@@ -1937,6 +1942,7 @@ mod prop {
             }),
             leader_settings_written: false,
             secret_tracking_changed: false,
+            known_members: Default::default(),
         };
         (d, st, ctx)
     }

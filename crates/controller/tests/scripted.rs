@@ -147,7 +147,8 @@ esac"#,
         "",
         r#"
 case "$JUJU_DISPATCH_PATH" in
-  hooks/db-relation-joined) relation-set user=bob ;;
+  hooks/db-relation-joined) relation-set user=bob; echo "$JUJU_UNIT_NAME list-joined:$(relation-list | tr '\n' ,)" >> "$WARD_TEST_EVENTS.lists" ;;
+  hooks/db-relation-departed) echo "$JUJU_UNIT_NAME list-departed:$(relation-list | tr '\n' ,)" >> "$WARD_TEST_EVENTS.lists" ;;
   hooks/db-relation-changed)
     status-set active "host=$(relation-get host "$JUJU_REMOTE_UNIT") app=$(relation-get --app app-key prov) greeting=$(relation-get - "$JUJU_REMOTE_UNIT" --format=json | sed -n 's/.*"greeting":"\([^"]*\)".*/\1/p')" ;;
   hooks/db-relation-broken) status-set blocked "no db: $(relation-ids db | wc -l)" ;;
@@ -214,6 +215,8 @@ esac"#,
         );
     }
     assert_eq!(h.workload("req/0"), ("blocked".into(), "no db: 0".into()));
+    let lists = std::fs::read_to_string(format!("{}.lists", h.events.display())).unwrap();
+    assert_eq!(lists, "req/0 list-joined:prov/0,\nreq/0 list-departed:\n");
     assert!(h.ctl.status().unwrap().relations.is_empty());
 }
 

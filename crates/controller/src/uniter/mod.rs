@@ -261,6 +261,7 @@ async fn run_hook(
         action,
         leader_settings_written: false,
         secret_tracking_changed: false,
+        known_members: known_members(local, &hook),
     }));
     let program = hook_program(place, &hook);
     let outcome = match &program {
@@ -509,6 +510,34 @@ async fn run_hook(
         store::save_uniter_state(tx, unit, &next)
     })?;
     Ok(next)
+}
+
+/// What relation-list shows during `hook`: joined members, with the joining
+/// unit added for joined and the departing one gone for departed.
+fn known_members(
+    local: &LocalState,
+    hook: &Hook,
+) -> std::collections::BTreeMap<i64, BTreeSet<String>> {
+    let mut m: std::collections::BTreeMap<i64, BTreeSet<String>> = local
+        .relations
+        .iter()
+        .map(|(id, lr)| (*id, lr.members.keys().cloned().collect()))
+        .collect();
+    match &hook.kind {
+        HookKind::RelationJoined(r) => {
+            m.entry(r.id).or_default().insert(r.remote_unit.clone());
+        }
+        HookKind::RelationDeparted(r) => {
+            if let Some(s) = m.get_mut(&r.id) {
+                s.remove(&r.remote_unit);
+            }
+        }
+        HookKind::RelationCreated(r) => {
+            m.entry(r.id).or_default();
+        }
+        _ => {}
+    }
+    m
 }
 
 fn agent_msg(local: &LocalState) -> String {
