@@ -487,9 +487,7 @@ impl Controller {
     fn resolve_endpoint(
         &self,
         spec: &str,
-        other: Option<&charmdir::CharmMeta>,
     ) -> Result<(String, charmdir::CharmMeta, Option<String>)> {
-        let _ = other;
         let (app, ep) = match spec.split_once(':') {
             Some((a, e)) => (a.to_string(), Some(e.to_string())),
             None => (spec.to_string(), None),
@@ -500,8 +498,8 @@ impl Controller {
 
     /// Integrate two applications (`app` or `app:endpoint` each); returns the relation id.
     pub fn integrate(&self, a: &str, b: &str) -> Result<i64> {
-        let (app_a, meta_a, ep_a) = self.resolve_endpoint(a, None)?;
-        let (app_b, meta_b, ep_b) = self.resolve_endpoint(b, None)?;
+        let (app_a, meta_a, ep_a) = self.resolve_endpoint(a)?;
+        let (app_b, meta_b, ep_b) = self.resolve_endpoint(b)?;
         let mut candidates = Vec::new();
         for ea in meta_a
             .endpoints
@@ -1002,9 +1000,5 @@ impl Controller {
             }
             Ok(true)
         })?)
-    }
-
-    pub(crate) fn inner(&self) -> &Arc<Inner> {
-        &self.inner
     }
 }

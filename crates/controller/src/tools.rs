@@ -1559,13 +1559,12 @@ fn lookup_secret(
     {
         return Ok(id.clone());
     }
-    let leader = is_leader(ctx, st)?;
+    // Owner labels (this unit's, then its application's), then consumer labels.
     let found = st.read(|c| {
         if let Some(s) = store::secret_by_owner_label(c, &ctx.unit, label)? {
             return Ok(Some(s.id));
         }
         if let Some(s) = store::secret_by_owner_label(c, &ctx.app, label)? {
-            let _ = leader;
             return Ok(Some(s.id));
         }
         store::secret_by_consumer_label(c, &ctx.unit, label)

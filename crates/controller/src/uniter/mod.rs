@@ -461,8 +461,6 @@ async fn run_hook(
                     &format!("unit.{unit}.uniter"),
                     &format!("committing {name:?} hook changes failed: {e}"),
                 );
-                next = local.clone();
-                let _ = next;
             }
         }
     }
