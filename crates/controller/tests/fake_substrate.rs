@@ -18,6 +18,11 @@ struct Recorder {
     root: std::path::PathBuf,
     ready: Mutex<BTreeSet<String>>,
     fail_always: Mutex<Option<String>>,
+    /// When set, each hook takes this long; concurrency is recorded.
+    slow: Mutex<Option<Duration>>,
+    active: Mutex<std::collections::HashMap<String, usize>>,
+    max_per_unit: Mutex<usize>,
+    max_total: Mutex<usize>,
 }
 
 impl Substrate for Recorder {
@@ -55,6 +60,21 @@ impl Substrate for Recorder {
                 .lock()
                 .unwrap()
                 .push((p.unit.clone(), path.clone()));
+            let slow = *self.slow.lock().unwrap();
+            if let Some(d) = slow {
+                {
+                    let mut a = self.active.lock().unwrap();
+                    *a.entry(p.unit.clone()).or_default() += 1;
+                    let per = a[&p.unit];
+                    let total: usize = a.values().sum();
+                    let mut m = self.max_per_unit.lock().unwrap();
+                    *m = (*m).max(per);
+                    let mut t = self.max_total.lock().unwrap();
+                    *t = (*t).max(total);
+                }
+                tokio::time::sleep(d).await;
+                *self.active.lock().unwrap().get_mut(&p.unit).unwrap() -= 1;
+            }
             if self.fail_always.lock().unwrap().as_deref() == Some(path.as_str()) {
                 return Ok(HookOutput {
                     code: Some(1),
@@ -234,4 +254,18 @@ fn an_action_on_a_unit_in_error_runs_and_the_error_stays() {
         Some("config-changed".to_string())
     );
     assert!(!st.started);
+}
+
+#[test]
+fn one_hook_at_a_time_per_unit_and_units_in_parallel() {
+    let (_home, ctl, rec, _rt, charm) = setup(0, true);
+    *rec.slow.lock().unwrap() = Some(Duration::from_millis(40));
+    ctl.deploy("fake", &charm, 6, Default::default()).unwrap();
+    wait(&ctl);
+    assert_eq!(*rec.max_per_unit.lock().unwrap(), 1);
+    assert!(
+        *rec.max_total.lock().unwrap() > 1,
+        "units should run hooks concurrently"
+    );
+    assert_eq!(rec.runs.lock().unwrap().len(), 6 * 4);
 }
