@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 /// Magic bytes that open every request.
 pub const MAGIC: &[u8; 4] = b"WJC1";
 /// Largest blob either side accepts (args, files, stdin, output).
-pub const MAX_BLOB: usize = 16 * 1024 * 1024;
+pub const MAX_BLOB: usize = 32 * 1024 * 1024;
 
 /// One hook-tool invocation as sent by the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

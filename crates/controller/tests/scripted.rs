@@ -581,6 +581,8 @@ case "$JUJU_DISPATCH_PATH" in
     t json config-get --format=json
     t help relation-get --help
     t sgkey sh -c 'id=$(secret-add --owner unit key=val); secret-get "$id" key; secret-get "$id" key#base64; secret-get "$id" nokey'
+    t badutf8 sh -c "printf 'k: \\377\\n' | relation-set -r $(relation-ids cluster) --file -"
+    t hugebag sh -c "{ printf 'k: '; head -c 17000000 /dev/zero | tr '\\0' a; echo; } > $out.huge; relation-set -r $(relation-ids cluster) --file $out.huge"
     t dupkey relation-set -r "$(relation-ids cluster)" a=1 a=2
     t badexpire secret-add --owner unit --expire soon key=val
     t badrotate secret-add --owner unit --rotate sometimes key=val
