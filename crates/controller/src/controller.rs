@@ -772,6 +772,29 @@ impl Controller {
         ids.into_iter().map(|id| self.task(id)).collect()
     }
 
+    /// Run a shell command in a unit's hook context (`juju exec`): hook tools
+    /// work, changes commit if it exits 0, and it never runs alongside a hook.
+    /// Results carry `return-code`, `stdout` and `stderr`.
+    pub async fn exec(&self, unit: &str, command: &str, timeout: Duration) -> Result<TaskRecord> {
+        let u = self
+            .inner
+            .store
+            .read(|c| store::unit(c, unit))?
+            .ok_or_else(|| ControllerError::Invalid(format!("unit {unit:?} not found")))?;
+        let params = serde_json::json!({ "command": command });
+        let (_, id) = self.inner.store.write(|tx| {
+            store::enqueue_action(
+                tx,
+                unit,
+                crate::uniter::EXEC_TASK,
+                &params,
+                self.inner.clock.now_ms(),
+            )
+        })?;
+        self.inner.notify([u.app.as_str()]);
+        self.wait_task(id, timeout).await
+    }
+
     /// A task's current record.
     pub fn task(&self, id: i64) -> Result<TaskRecord> {
         self.inner

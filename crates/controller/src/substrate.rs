@@ -27,8 +27,10 @@ pub struct UnitPlacement {
 /// One hook process to run.
 #[derive(Debug, Clone)]
 pub struct HookInvocation {
-    /// Executable (`dispatch`, `hooks/<name>` or `actions/<name>`).
+    /// Executable (`dispatch`, `hooks/<name>` or `actions/<name>`; `/bin/sh` for exec).
     pub program: PathBuf,
+    /// Arguments (none for hooks and actions; `-c <command>` for exec).
+    pub args: Vec<String>,
     /// Full environment (the process gets nothing else).
     pub env: Vec<(String, String)>,
     /// Working directory (the charm dir).
@@ -125,6 +127,7 @@ impl Substrate for ProcessSubstrate {
         Box::pin(async move {
             use tokio::io::AsyncReadExt;
             let mut child = tokio::process::Command::new(&run.program)
+                .args(&run.args)
                 .env_clear()
                 .envs(run.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&run.cwd)

@@ -492,9 +492,42 @@ esac"#,
         "idle"
     );
     assert!(h.ctl.enqueue_action("act/0", "nope", json!({})).is_err());
+    // exec: a command in a hook context; changes commit on exit 0.
+    let t = h
+        .block_on(h.ctl.exec(
+            "act/0",
+            "is-leader; state-set via=exec; echo \"[$JUJU_DISPATCH_PATH]\"",
+            Duration::from_secs(20),
+        ))
+        .unwrap();
+    assert_eq!(
+        (t.status.as_str(), t.results["stdout"].as_str()),
+        ("completed", Some("True\n[]\n")),
+        "{t:?}"
+    );
+    let t = h
+        .block_on(
+            h.ctl
+                .exec("act/0", "state-get via; exit 3", Duration::from_secs(20)),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            t.status.as_str(),
+            t.results["return-code"].as_i64(),
+            t.results["stdout"].as_str()
+        ),
+        ("failed", Some(3), Some("exec\n"))
+    );
+    assert_eq!(
+        h.ctl.status().unwrap().applications[0].units[0]
+            .agent
+            .status,
+        "idle"
+    );
     let tasks = h.ctl.tasks(Some("act/0")).unwrap();
-    assert_eq!(tasks.len(), 3);
-    assert_eq!(tasks[0].name, "broken", "newest first");
+    assert_eq!(tasks.len(), 5);
+    assert_eq!(tasks[2].name, "broken", "newest first");
 }
 
 #[test]

@@ -20,6 +20,9 @@ use crate::store::{self, StoreError};
 use crate::substrate::{unit_tag, HookInvocation, UnitPlacement};
 use state::{advance, next_hook, next_wakeup, FailedHook, LocalState, RemoteState, Resolved};
 
+/// Task name of `Controller::exec` commands (not a charm action).
+pub const EXEC_TASK: &str = "juju-exec";
+
 /// Run the uniter of `unit` until the unit is removed or `stop` turns true.
 pub(crate) async fn run_unit(inner: Arc<Inner>, unit: String, mut stop: watch::Receiver<bool>) {
     let span = tracing::info_span!("uniter", unit = %unit);
@@ -263,7 +266,22 @@ async fn run_hook(
         secret_tracking_changed: false,
         known_members: known_members(local, &hook),
     }));
-    let program = hook_program(place, &hook);
+    // `juju-exec`: a command run in a hook context, serialised with hooks.
+    let exec_command = match (
+        &hook.kind,
+        &ctx.lock().unwrap_or_else(|p| p.into_inner()).action,
+    ) {
+        (HookKind::Action { name, .. }, Some(a)) if name == EXEC_TASK => a
+            .params
+            .get("command")
+            .and_then(|c| c.as_str())
+            .map(String::from),
+        _ => None,
+    };
+    let program = match &exec_command {
+        Some(_) => Some(std::path::PathBuf::from("/bin/sh")),
+        None => hook_program(place, &hook),
+    };
     let outcome = match &program {
         None => None,
         Some(program) => {
@@ -274,9 +292,15 @@ async fn run_hook(
                     source,
                 },
             )?;
-            let env = hook_env(inner, unit, place, &hook, &ctx_id, &sock);
+            let mut env = hook_env(inner, unit, place, &hook, &ctx_id, &sock);
+            let mut args = Vec::new();
+            if let Some(cmd) = &exec_command {
+                env.retain(|(k, _)| k != "JUJU_DISPATCH_PATH" && !k.starts_with("JUJU_ACTION_"));
+                args = vec!["-c".to_string(), cmd.clone()];
+            }
             let inv = HookInvocation {
                 program: program.clone(),
+                args,
                 env,
                 cwd: place.charm_dir.clone(),
             };
