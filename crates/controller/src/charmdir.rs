@@ -95,6 +95,9 @@ pub struct CharmMeta {
     pub config: BTreeMap<String, ConfigOption>,
     /// Action names and their declared parameter defaults.
     pub actions: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Storage names and kinds (`filesystem` or `block`).
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
 }
 
 impl CharmMeta {
@@ -181,6 +184,14 @@ pub fn read_meta(dir: &Path) -> Result<CharmMeta, CharmError> {
         .into_iter()
         .map(|(k, _)| k)
         .collect();
+    for (name, spec) in map_keys(base.get("storage")) {
+        let kind = spec
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("filesystem")
+            .to_string();
+        out.storage.insert(name, kind);
+    }
     let config = read_yaml(&dir.join("config.yaml"))?
         .or_else(|| craft.as_ref().and_then(|c| c.get("config").cloned()));
     if let Some(cfg) = config {
@@ -295,7 +306,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(
             d.path().join("metadata.yaml"),
-            "name: demo\nprovides:\n  db:\n    interface: pgsql\nrequires:\n  certs:\n    interface: tls-certificates\npeers:\n  cluster:\n    interface: demo-peers\ncontainers:\n  web: {}\n",
+            "name: demo\nprovides:\n  db:\n    interface: pgsql\nrequires:\n  certs:\n    interface: tls-certificates\npeers:\n  cluster:\n    interface: demo-peers\ncontainers:\n  web: {}\nstorage:\n  data:\n    type: filesystem\n    location: /srv/data\n",
         )
         .unwrap();
         std::fs::write(
@@ -314,6 +325,7 @@ mod tests {
         assert_eq!(m.endpoint("certs").unwrap().interface, "tls-certificates");
         assert_eq!(m.endpoint("cluster").unwrap().role, Role::Peer);
         assert_eq!(m.containers, vec!["web"]);
+        assert_eq!(m.storage["data"], "filesystem");
         assert_eq!(m.default_config().get("port"), Some(&serde_json::json!(80)));
         assert_eq!(m.actions["backup"]["dest"], serde_json::json!("/tmp"));
         let h1 = hash_dir(d.path()).unwrap();

@@ -61,6 +61,8 @@ pub(crate) struct HookContext {
     pub secret_tracking_changed: bool,
     /// Remote units this unit knows in each relation, for relation-list.
     pub known_members: BTreeMap<i64, std::collections::BTreeSet<String>>,
+    /// The unit's storage instances: id → (kind, location).
+    pub storage: BTreeMap<String, (String, String)>,
 }
 
 impl HookContext {

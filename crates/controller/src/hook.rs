@@ -47,6 +47,10 @@ pub enum HookKind {
     SecretExpired(SecretRef),
     /// `secret-remove` (owner)
     SecretRemove(SecretRef),
+    /// `<name>-storage-attached`
+    StorageAttached(StorageRef),
+    /// `<name>-storage-detaching`
+    StorageDetaching(StorageRef),
     /// An action task.
     Action {
         /// Task id.
@@ -67,6 +71,15 @@ pub struct RelationRef {
     pub remote_app: String,
     /// Remote unit, empty when none (app data change, created, broken).
     pub remote_unit: String,
+}
+
+/// The storage instance a storage hook is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageRef {
+    /// Instance id, `<name>/<n>`.
+    pub id: String,
+    /// Storage name from metadata.
+    pub name: String,
 }
 
 /// The secret a secret hook is about.
@@ -118,7 +131,17 @@ impl Hook {
             SecretRotate(_) => "secret-rotate".into(),
             SecretExpired(_) => "secret-expired".into(),
             SecretRemove(_) => "secret-remove".into(),
+            StorageAttached(s) => format!("{}-storage-attached", s.name),
+            StorageDetaching(s) => format!("{}-storage-detaching", s.name),
             Action { name, .. } => name.clone(),
+        }
+    }
+
+    /// The storage instance this hook concerns.
+    pub fn storage(&self) -> Option<&StorageRef> {
+        match &self.kind {
+            HookKind::StorageAttached(s) | HookKind::StorageDetaching(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -192,6 +215,9 @@ impl Hook {
             if s.revision > 0 {
                 push("JUJU_SECRET_REVISION", s.revision.to_string());
             }
+        }
+        if let Some(st) = self.storage() {
+            push("JUJU_STORAGE_ID", st.id.clone());
         }
         if let HookKind::PebbleReady { workload } = &self.kind {
             push("JUJU_WORKLOAD_NAME", workload.clone());

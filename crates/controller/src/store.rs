@@ -54,7 +54,8 @@ pub enum StoreError {
 /// Result alias for the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE model (uuid TEXT PRIMARY KEY, name TEXT NOT NULL, config TEXT NOT NULL DEFAULT '{}',
     unit_seq INTEGER NOT NULL DEFAULT 0, relation_seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE charm (id INTEGER PRIMARY KEY, name TEXT NOT NULL, revision INTEGER NOT NULL,
@@ -111,7 +112,14 @@ CREATE TABLE uniter_state (unit TEXT PRIMARY KEY REFERENCES unit(name) ON DELETE
 CREATE TABLE port (unit TEXT NOT NULL REFERENCES unit(name) ON DELETE CASCADE, endpoint TEXT NOT NULL,
     protocol TEXT NOT NULL, from_port INTEGER NOT NULL, to_port INTEGER NOT NULL,
     PRIMARY KEY (unit, endpoint, protocol, from_port, to_port));
-"#];
+"#,
+    r#"
+CREATE TABLE storage_instance (id TEXT PRIMARY KEY, unit TEXT NOT NULL REFERENCES unit(name) ON DELETE CASCADE,
+    name TEXT NOT NULL, kind TEXT NOT NULL);
+CREATE INDEX storage_instance_unit ON storage_instance(unit);
+ALTER TABLE model ADD COLUMN storage_seq INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// The SQLite store plus the key that encrypts secret content.
 pub struct Store {
@@ -515,6 +523,19 @@ pub(crate) fn add_unit(tx: &Connection, app: &str) -> Result<String> {
         &Value::Null,
         now,
     )?;
+    let charm_id: i64 = tx.query_row(
+        "SELECT charm_id FROM application WHERE name=?1",
+        params![app],
+        |r| r.get(0),
+    )?;
+    for (sname, kind) in charm(tx, charm_id)?.meta.storage {
+        let seq: i64 = tx.query_row("SELECT storage_seq FROM model", [], |r| r.get(0))?;
+        tx.execute("UPDATE model SET storage_seq=storage_seq+1", [])?;
+        tx.execute(
+            "INSERT INTO storage_instance (id, unit, name, kind) VALUES (?1, ?2, ?3, ?4)",
+            params![format!("{sname}/{seq}"), name, sname, kind],
+        )?;
+    }
     elect_leader(tx, app)?;
     Ok(name)
 }
@@ -1290,6 +1311,16 @@ pub(crate) fn set_port(tx: &Connection, unit: &str, p: &PortRange, open: bool) -
     Ok(())
 }
 
+/// A unit's storage instances: (id `name/n`, name, kind).
+pub(crate) fn unit_storage(c: &Connection, unit: &str) -> Result<Vec<(String, String, String)>> {
+    let mut st =
+        c.prepare_cached("SELECT id, name, kind FROM storage_instance WHERE unit=?1 ORDER BY id")?;
+    let v = st
+        .query_map(params![unit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(v)
+}
+
 /// Resolve request of a unit.
 pub(crate) fn set_resolved(tx: &Connection, unit: &str, r: Resolved) -> Result<()> {
     let s = match r {
@@ -1615,6 +1646,10 @@ pub(crate) fn remote_state(
         }
         rs.owned_secrets.insert(s.uri(), os);
     }
+    rs.storage = unit_storage(c, name)?
+        .into_iter()
+        .map(|(id, n, _)| (id, n))
+        .collect();
     let mut st = c.prepare_cached(
         "SELECT id, name FROM task WHERE unit=?1 AND status='pending' ORDER BY id",
     )?;

@@ -584,16 +584,42 @@ fn dispatch(
         }
         "storage-list" => {
             let a = parse(args, &[FMT, OUT])?;
-            Ok(format_out(&json!([]), a.val("format"), "smart"))
+            let ids: Vec<&String> = match a.pos.as_slice() {
+                [] => ctx.storage.keys().collect(),
+                [name] => ctx
+                    .storage
+                    .keys()
+                    .filter(|id| id.split('/').next() == Some(name.as_str()))
+                    .collect(),
+                _ => return check_empty(&a.pos[1..]).map(|_| Vec::new()),
+            };
+            Ok(format_out(&json!(ids), a.val("format"), "smart"))
         }
         "storage-get" => {
             let a = parse(args, &[FMT, OUT, ("s", Kind::Value)])?;
-            match a.val("s") {
-                Some(s) => Err(usage(format!(
-                    "invalid value {s:?} for option -s: storage not found"
-                ))),
-                None => Err(usage("no storage instance specified")),
-            }
+            let id = match a.val("s") {
+                Some(s) if ctx.storage.contains_key(s) => s.to_string(),
+                Some(s) => {
+                    return Err(usage(format!(
+                        "invalid value {s:?} for option -s: storage instance {s:?} not found"
+                    )))
+                }
+                None => match ctx.hook.storage() {
+                    Some(st) => st.id.clone(),
+                    None => return Err(usage("no storage instance specified")),
+                },
+            };
+            let (kind, location) = &ctx.storage[&id];
+            let v = json!({"kind": kind, "location": location});
+            let v = match a.pos.as_slice() {
+                [] => v,
+                [k] => v
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| fail(format!("invalid storage attribute {k:?}")))?,
+                _ => return check_empty(&a.pos[1..]).map(|_| Vec::new()),
+            };
+            Ok(format_out(&v, a.val("format"), "smart"))
         }
         "resource-get" => {
             let a = parse(args, &[])?;
@@ -1942,6 +1968,11 @@ mod prop {
             leader_settings_written: false,
             secret_tracking_changed: false,
             known_members: Default::default(),
+            storage: [(
+                "data/0".to_string(),
+                ("filesystem".to_string(), "/srv".to_string()),
+            )]
+            .into(),
         };
         (d, st, ctx)
     }

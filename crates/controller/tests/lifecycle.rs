@@ -255,3 +255,49 @@ fn api_rejects_bad_requests_with_clear_errors() {
         .all(|r| r.kind == "peer"));
     assert!(h.ctl.remove_relation_between("req", "cfg").is_err());
 }
+
+#[test]
+fn filesystem_storage_is_attached_before_install_and_detached_on_removal() {
+    let h = Harness::new();
+    let c = charm(
+        h.home.path(),
+        "stor",
+        "storage:\n  data:\n    type: filesystem\n    location: /srv/data\n",
+        "",
+        "",
+        r#"
+case "$JUJU_DISPATCH_PATH" in
+  hooks/data-storage-attached)
+    loc=$(storage-get location)
+    touch "$loc/written"
+    echo "$JUJU_UNIT_NAME attached:$JUJU_STORAGE_ID:$(storage-list data):$JUJU_STORAGE_KIND:$(storage-get -s "$JUJU_STORAGE_ID" kind)" >> "$WARD_TEST_EVENTS" ;;
+esac"#,
+    );
+    h.ctl.deploy("stor", &c, 2, no_config()).unwrap();
+    h.settle();
+    let ev = h.unit_events("stor/1");
+    assert_eq!(
+        &ev[..3],
+        [
+            "data-storage-attached",
+            "attached:data/1:data/1:filesystem:filesystem",
+            "install"
+        ],
+        "{ev:?}"
+    );
+    assert!(h
+        .home
+        .path()
+        .join("units/unit-stor-0/storage/data-0/written")
+        .exists());
+    h.ctl.remove_unit("stor/1").unwrap();
+    h.wait_until("stor/1 gone", Duration::from_secs(30), |h| {
+        h.ctl.status().unwrap().applications[0].units.len() == 1
+    });
+    let ev = h.unit_events("stor/1");
+    assert_eq!(
+        &ev[ev.len() - 3..],
+        ["stop", "data-storage-detaching", "remove"],
+        "{ev:?}"
+    );
+}

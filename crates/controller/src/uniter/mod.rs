@@ -237,6 +237,16 @@ async fn run_hook(
         }
         _ => None,
     };
+    // Filesystem storage lives in the unit's directory on this substrate.
+    let mut storage = std::collections::BTreeMap::new();
+    for (id, _name, kind) in st.read(|c| store::unit_storage(c, unit))? {
+        let dir = place.dir.join("storage").join(id.replace('/', "-"));
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        storage.insert(id, (kind, dir.display().to_string()));
+    }
     let ctx_id = new_context_id(unit, &hook);
     let u = st
         .read(|c| store::unit(c, unit))?
@@ -265,6 +275,7 @@ async fn run_hook(
         leader_settings_written: false,
         secret_tracking_changed: false,
         known_members: known_members(local, &hook),
+        storage: storage.clone(),
     }));
     // `juju-exec`: a command run in a hook context, serialised with hooks.
     let exec_command = match (
@@ -293,6 +304,10 @@ async fn run_hook(
                 },
             )?;
             let mut env = hook_env(inner, unit, place, &hook, &ctx_id, &sock);
+            if let Some((kind, location)) = hook.storage().and_then(|h| storage.get(&h.id)) {
+                env.push(("JUJU_STORAGE_LOCATION".into(), location.clone()));
+                env.push(("JUJU_STORAGE_KIND".into(), kind.clone()));
+            }
             let mut args = Vec::new();
             if let Some(cmd) = &exec_command {
                 env.retain(|(k, _)| k != "JUJU_DISPATCH_PATH" && !k.starts_with("JUJU_ACTION_"));

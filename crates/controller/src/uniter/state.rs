@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hook::{Hook, HookKind, RelationRef, SecretRef};
+use crate::hook::{Hook, HookKind, RelationRef, SecretRef, StorageRef};
 
 /// Lifecycle of an entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -99,6 +99,8 @@ pub struct RemoteState {
     pub owned_secrets: BTreeMap<String, OwnedSecret>,
     /// Pending action tasks (id, name), oldest first.
     pub pending_actions: Vec<(i64, String)>,
+    /// Storage instances of the unit: id → storage name.
+    pub storage: BTreeMap<String, String>,
     /// How an error was resolved.
     pub resolved: Resolved,
     /// `update-status-hook-interval`, ms.
@@ -155,6 +157,8 @@ pub struct LocalState {
     pub removed: bool,
     /// Containers told pebble-ready.
     pub containers: BTreeSet<String>,
+    /// Storage instances told storage-attached (id → name).
+    pub storage: BTreeMap<String, String>,
     /// Relations created and not yet broken.
     pub relations: BTreeMap<i64, LocalRelation>,
     /// Relations already broken (never recreated).
@@ -224,6 +228,12 @@ fn next_kind(remote: &RemoteState, local: &LocalState) -> Option<HookKind> {
                 return Some(HookKind::Stop);
             }
         }
+        if let Some((id, name)) = local.storage.iter().next() {
+            return Some(HookKind::StorageDetaching(StorageRef {
+                id: id.clone(),
+                name: name.clone(),
+            }));
+        }
         return Some(HookKind::Remove);
     }
     if let Some(f) = &local.error {
@@ -238,6 +248,17 @@ fn next_kind(remote: &RemoteState, local: &LocalState) -> Option<HookKind> {
                 id: *id,
                 name: name.clone(),
             });
+    }
+    // Storage is attached before install (machine charms) and whenever added.
+    if let Some((id, name)) = remote
+        .storage
+        .iter()
+        .find(|(id, _)| !local.storage.contains_key(*id))
+    {
+        return Some(HookKind::StorageAttached(StorageRef {
+            id: id.clone(),
+            name: name.clone(),
+        }));
     }
     if !local.installed {
         return Some(HookKind::Install);
@@ -476,6 +497,12 @@ pub fn advance(local: &LocalState, hook: &Hook, remote: &RemoteState) -> LocalSt
         }
         HookKind::SecretRemove(s) => {
             l.remove_fired.insert(format!("{}/{}", s.uri, s.revision));
+        }
+        HookKind::StorageAttached(st) => {
+            l.storage.insert(st.id.clone(), st.name.clone());
+        }
+        HookKind::StorageDetaching(st) => {
+            l.storage.remove(&st.id);
         }
         HookKind::Action { .. } => {}
     }
@@ -779,6 +806,17 @@ mod tests {
         assert_eq!(next_hook(&later, &l).unwrap().name(), "secret-expired");
         r.owned_secrets.get_mut("secret:b").unwrap().next_rotate = Some(500);
         assert_eq!(next_hook(&r, &l).unwrap().name(), "secret-rotate");
+    }
+
+    #[test]
+    fn storage_attached_before_install_and_detaching_after_stop() {
+        let mut r = base();
+        r.storage.insert("data/0".into(), "data".into());
+        let (names, l) = settle(&r, LocalState::default());
+        assert_eq!(&names[..2], ["data-storage-attached", "install"]);
+        r.life = Life::Dying;
+        let (names, _) = settle(&r, l);
+        assert_eq!(names, ["stop", "data-storage-detaching", "remove"]);
     }
 
     #[test]
