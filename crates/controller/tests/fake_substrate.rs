@@ -269,3 +269,21 @@ fn one_hook_at_a_time_per_unit_and_units_in_parallel() {
     );
     assert_eq!(rec.runs.lock().unwrap().len(), 6 * 4);
 }
+
+#[test]
+fn without_automatic_retries_a_failed_hook_waits_for_resolve() {
+    let (_home, ctl, rec, _rt, charm) = setup(1, true);
+    ctl.set_model_config("automatically-retry-hooks", serde_json::json!(false))
+        .unwrap();
+    ctl.deploy("fake", &charm, 1, Default::default()).unwrap();
+    let t = std::time::Instant::now();
+    while ctl.uniter_state("fake/0").unwrap().error.is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rec.runs.lock().unwrap().len(), 1, "no automatic retry");
+    ctl.resolve("fake/0", true).unwrap();
+    wait(&ctl);
+    assert_eq!(rec.runs.lock().unwrap().len(), 5);
+}

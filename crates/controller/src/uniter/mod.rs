@@ -100,9 +100,11 @@ async fn unit_loop(
                 }
             }
             None => {
+                // Look again at the next timer, and at least hourly.
                 let wake = next_wakeup(&remote, &local)
-                    .map(|t| Duration::from_millis((t - now).max(0) as u64 + 5));
-                let sleep = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(3600)));
+                    .map(|t| t.saturating_sub(now).clamp(0, 3_600_000) as u64 + 5)
+                    .unwrap_or(3_600_000);
+                let sleep = tokio::time::sleep(Duration::from_millis(wake));
                 inner.set_idle(unit, true);
                 tokio::select! {
                     _ = rx.changed() => {}
@@ -511,11 +513,17 @@ async fn run_hook(
         .map(|f| f.attempts + 1)
         .unwrap_or(1);
     let delay = state::retry_delay(inner.cfg.retry_base.as_millis() as i64, attempts);
+    // Model config `automatically-retry-hooks=false`: wait for `resolve`.
+    let auto_retry = st
+        .read(store::model_config)?
+        .get("automatically-retry-hooks")
+        .and_then(|v| v.as_bool().or_else(|| v.as_str().map(|s| s != "false")))
+        .unwrap_or(true);
     let mut next = local.clone();
     next.error = Some(FailedHook {
         hook: hook.clone(),
         attempts,
-        retry_at: now + delay,
+        retry_at: if auto_retry { now + delay } else { i64::MAX },
     });
     let mut data = json!({"hook": name});
     if let Some(r) = hook.relation() {
