@@ -92,6 +92,33 @@ fn ops_charms_reach_active_and_share_relation_data_and_a_secret() {
         .unwrap();
     assert_eq!(t.status, "completed", "{t:?}");
     assert_eq!(t.results["token"], "n3w");
+    // Removing the relation runs departed and broken through ops without errors.
+    h.ctl.remove_relation(rel).unwrap();
+    settle(&h);
+    assert!(h
+        .ctl
+        .status()
+        .unwrap()
+        .relations
+        .iter()
+        .all(|r| r.kind == "peer"));
+    for u in ["alpha/0", "beta/0", "beta/1"] {
+        assert!(
+            h.unit_log(u).contains("_relation_broken"),
+            "{u}: {}",
+            h.unit_log(u)
+        );
+    }
+    // And removing a unit runs its teardown.
+    h.ctl.remove_unit("beta/1").unwrap();
+    h.wait_until("beta/1 gone", Duration::from_secs(120), |h| {
+        h.ctl
+            .status()
+            .unwrap()
+            .applications
+            .iter()
+            .all(|a| a.units.iter().all(|u| u.name != "beta/1"))
+    });
     for u in ["alpha/0", "beta/0", "beta/1"] {
         let log = h.unit_log(u);
         assert!(
