@@ -397,7 +397,10 @@ fn parse_event(env: &Vars<'_>) -> Result<Event> {
     if let Some(ev) = simple {
         return Ok(ev);
     }
-    if let Some(kind) = name.strip_prefix("secret-") {
+    if let Some(kind) = name
+        .strip_prefix("secret-")
+        .filter(|k| matches!(*k, "changed" | "rotate" | "expired" | "remove"))
+    {
         let id = env.required("JUJU_SECRET_ID")?;
         let label = env.optional("JUJU_SECRET_LABEL")?;
         let revision = match env.optional("JUJU_SECRET_REVISION")? {
