@@ -203,10 +203,19 @@ impl Config {
             }
             m.insert(k.replace('-', "_"), v.clone());
         }
-        serde_json::from_value(Value::Object(m)).map_err(|e| Error::InvalidConfig {
-            key: "config".into(),
-            value: String::new(),
-            reason: e.to_string(),
+        serde_path_to_error::deserialize(Value::Object(m)).map_err(|e| {
+            let key = e.path().to_string();
+            let value = self
+                .values
+                .get(&key)
+                .or_else(|| self.values.get(&key.replace('_', "-")))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            Error::InvalidConfig {
+                key,
+                value,
+                reason: e.inner().to_string(),
+            }
         })
     }
 }

@@ -314,8 +314,8 @@ impl<'a> Context<'a> {
         self.require_action("action-get")?;
         let v = self.backend.action_get()?;
         let v = underscore_keys(v);
-        serde_json::from_value(v).map_err(|e| Error::InvalidParams {
-            reason: e.to_string(),
+        serde_path_to_error::deserialize(v).map_err(|e| Error::InvalidParams {
+            reason: format!("parameter {:?}: {}", e.path().to_string(), e.inner()),
         })
     }
 

@@ -459,3 +459,77 @@ fn malformed_output_is_a_typed_error_naming_the_tool() {
         Error::MalformedToolOutput { .. }
     ));
 }
+
+// ------------------------------------------------------------------ the model's rules
+
+fn ctx_env(unit: &str, event: charm::Event) -> charm::HookEnv {
+    charm::HookEnv::from_vars(charm::event::juju_vars(unit, &event)).unwrap()
+}
+
+#[test]
+fn non_leader_app_bag_write_is_refused_before_any_tool_runs() {
+    let f = Fake::new();
+    f.out("is-leader", b"false");
+    let mut t = f.tools();
+    let mut ctx = charm::Context::new(&mut t, ctx_env("pg/1", charm::Event::ConfigChanged));
+    let err = ctx
+        .set_app_data(&rel(), &bag(&[("endpoints", "x")]))
+        .unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    let err = ctx
+        .set_data(&rel(), "client", &bag(&[("k", "v")]))
+        .unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    let err = ctx
+        .add_secret(
+            &bag(&[("password", "p")]),
+            SecretOwner::Application,
+            &SecretOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    assert_eq!(
+        f.calls(),
+        ["is-leader|--format=json"],
+        "only the (cached) leadership check ran"
+    );
+
+    ctx.set_data(&rel(), "pg/1", &bag(&[("address", "127.0.0.2")]))
+        .unwrap();
+    assert_eq!(f.last(), "relation-set|-r|db:3|--file|-");
+}
+
+#[test]
+fn action_only_tools_and_bad_result_keys_are_refused_up_front() {
+    let f = Fake::new();
+    let mut t = f.tools();
+    let mut ctx = charm::Context::new(&mut t, ctx_env("pg/0", charm::Event::Start));
+    let err = ctx.set_results(&serde_json::json!({"a": "b"})).unwrap_err();
+    assert!(
+        err.to_string().contains("only available in actions"),
+        "{err}"
+    );
+    drop(ctx);
+    let ev = charm::Event::Action {
+        name: "get-password".into(),
+        id: "1".into(),
+    };
+    let mut ctx = charm::Context::new(&mut t, ctx_env("pg/0", ev));
+    for bad in [
+        serde_json::json!({"stdout": "x"}),
+        serde_json::json!({"Bad_Key": "x"}),
+        serde_json::json!("flat"),
+    ] {
+        assert!(
+            matches!(
+                ctx.set_results(&bad).unwrap_err(),
+                Error::InvalidInput { .. }
+            ),
+            "{bad}"
+        );
+    }
+    assert!(f.calls().is_empty());
+    ctx.set_results(&serde_json::json!({"password": "x", "nested": {"n": 1}}))
+        .unwrap();
+    assert_eq!(f.last(), "action-set|nested.n=1|password=x");
+}
