@@ -530,7 +530,13 @@ impl Backend for HookTools {
                 tool: tool.into(),
                 reason: e.to_string(),
             })?;
-        info.id = key;
+        // Juju keys the answer by the bare id; give callers the URI form secret-add
+        // printed, so ids compare equal whichever tool they came from.
+        info.id = if key.starts_with("secret:") {
+            key
+        } else {
+            format!("secret:{key}")
+        };
         Ok(info)
     }
 

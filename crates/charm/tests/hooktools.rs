@@ -303,7 +303,7 @@ fn secret_values_travel_in_private_files_not_argv() {
         br#"{"cu3r7":{"revision":4,"label":"tls","owner":"unit","expiry":"2026-12-01T00:00:00Z"}}"#,
     );
     let info = t.secret_info_get(None, Some("tls")).unwrap();
-    assert_eq!((info.id.as_str(), info.revision), ("cu3r7", 4));
+    assert_eq!((info.id.as_str(), info.revision), ("secret:cu3r7", 4));
     assert_eq!(f.last(), "secret-info-get|--format=json|--label|tls");
 
     t.secret_grant("secret:x", &rel(), Some("client/0"))

@@ -464,7 +464,7 @@ async fn run_hook(
             let w = store::status(tx, &format!("unit:{unit}"))?;
             if matches!(hook.kind, HookKind::Start)
                 && (w.status == "maintenance" && w.message == "installing charm software"
-                    || w.status == "waiting")
+                    || w.status == "waiting" && w.message == "agent initialising")
             {
                 store::set_status(
                     tx,

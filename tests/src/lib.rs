@@ -1,0 +1,2 @@
+//! End-to-end tests for Ward; the tests live in `tests/tests/`, the charms they deploy
+//! in `tests/charms/`.

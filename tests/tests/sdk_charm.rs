@@ -1,0 +1,184 @@
+//! A Rust SDK charm (the greeter example) deployed on the real controller, talking to a
+//! shell charm through relation data and a granted secret, with an action and a config
+//! change: the SDK's hook-tool backend against the controller's hook-tool server.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use controller::{Controller, ControllerConfig};
+use serde_json::json;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn charms(root: &Path) -> (PathBuf, PathBuf) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("charms");
+    let greeter = root.join("greeter");
+    copy_dir(&src.join("greeter"), &greeter);
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_greeter-charm"),
+        greeter.join("dispatch"),
+    )
+    .unwrap();
+    let listener = root.join("listener");
+    copy_dir(&src.join("listener"), &listener);
+    (greeter, listener)
+}
+
+struct Running {
+    ctl: Controller,
+    _rt: tokio::runtime::Runtime,
+    _home: tempfile::TempDir,
+}
+
+fn start() -> (Running, PathBuf, PathBuf) {
+    let home = tempfile::Builder::new()
+        .prefix("we2e")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (greeter, listener) = charms(home.path());
+    let mut cfg = ControllerConfig::new(home.path().join("ward"));
+    cfg.jujuc_path = PathBuf::from(env!("CARGO_BIN_EXE_ward-jujuc"));
+    cfg.retry_base = Duration::from_millis(300);
+    let ctl = Controller::open(cfg).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = ctl.clone();
+    rt.spawn(async move { c.run(std::future::pending()).await });
+    (
+        Running {
+            ctl,
+            _rt: rt,
+            _home: home,
+        },
+        greeter,
+        listener,
+    )
+}
+
+fn wait_until(ctl: &Controller, what: &str, mut f: impl FnMut(&Controller) -> bool) {
+    let t = Instant::now();
+    while !(f(ctl) && ctl.is_settled().unwrap()) {
+        if t.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(ctl.unit_log_path("greeter/0")).unwrap_or_default();
+            panic!(
+                "timed out waiting for {what}\nstatus: {:#?}\ngreeter/0 log:\n{log}",
+                ctl.status().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unit_status(ctl: &Controller, unit: &str) -> (String, String) {
+    let s = ctl.status().unwrap();
+    let u = s
+        .applications
+        .iter()
+        .flat_map(|a| &a.units)
+        .find(|u| u.name == unit)
+        .unwrap();
+    (u.workload.status.clone(), u.workload.message.clone())
+}
+
+#[test]
+fn rust_sdk_charm_shares_data_and_a_secret_with_another_charm() {
+    let (r, greeter, listener) = start();
+    let ctl = &r.ctl;
+    ctl.deploy("greeter", &greeter, 2, BTreeMap::new()).unwrap();
+    ctl.deploy("listener", &listener, 1, BTreeMap::new())
+        .unwrap();
+    wait_until(ctl, "greeter to wait for a relation", |c| {
+        unit_status(c, "greeter/0").0 == "waiting" && unit_status(c, "greeter/1").0 == "waiting"
+    });
+    assert_eq!(
+        unit_status(ctl, "greeter/0").1,
+        "waiting for a greetings relation"
+    );
+
+    let rel = ctl.integrate("greeter", "listener").unwrap();
+    wait_until(ctl, "the listener to hear the greeting", |c| {
+        unit_status(c, "listener/0") == ("active".into(), "heard: hello".into())
+    });
+    let app_bag = ctl.relation_data(rel, "greeter").unwrap();
+    assert_eq!(app_bag["greeting"], "hello");
+    assert!(
+        app_bag["token-secret"].starts_with("secret:"),
+        "{app_bag:?}"
+    );
+    assert!(
+        !app_bag.values().any(|v| v.contains("t0k3n")),
+        "secret content leaked into relation data"
+    );
+    let heard = ctl.relation_data(rel, "listener/0").unwrap();
+    assert_eq!(heard["heard"], "hello");
+    assert_eq!(
+        heard["token-length"], "15",
+        "the listener read the granted secret"
+    );
+    for unit in ["greeter/0", "greeter/1"] {
+        assert_eq!(unit_status(ctl, unit).0, "active");
+        let addr = &ctl.relation_data(rel, unit).unwrap()["address"];
+        assert!(
+            !addr.is_empty(),
+            "{unit} published its address from network-get"
+        );
+    }
+
+    // An action with parameters, through action-get/action-set/action-log.
+    let task = r
+        ._rt
+        .block_on(ctl.run_action(
+            "greeter/0",
+            "greet",
+            json!({"name": "Ada", "shout": true}),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(task.status, "completed", "{task:?}");
+    assert_eq!(task.results["greeting"], "HELLO, ADA!");
+    assert_eq!(task.results["meta"]["length"], "11");
+
+    // Bad parameters fail the action with the parameter named.
+    let task = r
+        ._rt
+        .block_on(ctl.run_action(
+            "greeter/0",
+            "greet",
+            json!({"name": "Ada", "shout": "loud"}),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(task.status, "failed", "{task:?}");
+    assert!(task.message.contains("shout"), "{}", task.message);
+
+    // A config change flows through to the other side.
+    ctl.set_config(
+        "greeter",
+        [("greeting".to_string(), Some(json!("hi")))].into(),
+    )
+    .unwrap();
+    wait_until(ctl, "the listener to hear the new greeting", |c| {
+        unit_status(c, "listener/0").1 == "heard: hi"
+    });
+
+    // Invalid config blocks the greeter, naming the option; nothing crashes.
+    ctl.set_config(
+        "greeter",
+        [("greeting".to_string(), Some(json!("  ")))].into(),
+    )
+    .unwrap();
+    wait_until(ctl, "the greeter to block", |c| {
+        unit_status(c, "greeter/0").0 == "blocked"
+    });
+    assert!(unit_status(ctl, "greeter/0").1.contains("greeting"));
+}
