@@ -13,8 +13,18 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
+}
+
+fn python() -> String {
+    std::env::var("WARD_TEST_PYTHON").expect(
+        "WARD_TEST_PYTHON must name a Python with ops 3.x installed (scripts/test.sh sets it to .venv/bin/python)",
+    )
 }
 
 fn charms(root: &Path) -> (PathBuf, PathBuf) {
@@ -46,6 +56,7 @@ fn start() -> (Running, PathBuf, PathBuf) {
     let mut cfg = ControllerConfig::new(home.path().join("ward"));
     cfg.jujuc_path = PathBuf::from(env!("CARGO_BIN_EXE_ward-jujuc"));
     cfg.retry_base = Duration::from_millis(300);
+    cfg.extra_env.push(("WARD_TEST_PYTHON".into(), python()));
     let ctl = Controller::open(cfg).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,11 +80,23 @@ fn wait_until(ctl: &Controller, what: &str, mut f: impl FnMut(&Controller) -> bo
     let t = Instant::now();
     while !(f(ctl) && ctl.is_settled().unwrap()) {
         if t.elapsed() > Duration::from_secs(60) {
-            let log = std::fs::read_to_string(ctl.unit_log_path("greeter/0")).unwrap_or_default();
-            panic!(
-                "timed out waiting for {what}\nstatus: {:#?}\ngreeter/0 log:\n{log}",
-                ctl.status().unwrap()
-            );
+            let status = ctl.status().unwrap();
+            let mut logs = String::new();
+            for u in status.applications.iter().flat_map(|a| &a.units) {
+                let log = std::fs::read_to_string(ctl.unit_log_path(&u.name)).unwrap_or_default();
+                logs.push_str(&format!("--- {} log:\n{log}\n", u.name));
+            }
+            for r in &status.relations {
+                for e in &r.endpoints {
+                    let app = e.split(':').next().unwrap_or_default();
+                    logs.push_str(&format!(
+                        "--- relation {} bag of {app}: {:?}\n",
+                        r.id,
+                        ctl.relation_data(r.id, app)
+                    ));
+                }
+            }
+            panic!("timed out waiting for {what}\nstatus: {status:#?}\n{logs}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -181,4 +204,31 @@ fn rust_sdk_charm_shares_data_and_a_secret_with_another_charm() {
         unit_status(c, "greeter/0").0 == "blocked"
     });
     assert!(unit_status(ctl, "greeter/0").1.contains("greeting"));
+}
+
+#[test]
+fn python_ops_charm_reads_the_rust_charms_data_and_secret() {
+    let (r, greeter, _) = start();
+    let ctl = &r.ctl;
+    let root = greeter.parent().unwrap().to_path_buf();
+    let ops_listener = root.join("ops-listener");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("charms/ops-listener");
+    copy_dir(&src, &ops_listener);
+    ctl.deploy("greeter", &greeter, 1, BTreeMap::new()).unwrap();
+    ctl.deploy("ops-listener", &ops_listener, 1, BTreeMap::new())
+        .unwrap();
+    let rel = ctl
+        .integrate("greeter:greetings", "ops-listener:greetings")
+        .unwrap();
+    wait_until(ctl, "the ops charm to hear the greeting", |c| {
+        unit_status(c, "ops-listener/0") == ("active".into(), "heard: hello".into())
+    });
+    let heard = ctl.relation_data(rel, "ops-listener/0").unwrap();
+    assert_eq!(heard["heard"], "hello");
+    assert_eq!(
+        heard["token-length"], "15",
+        "ops read the secret the Rust charm granted"
+    );
+    assert!(heard["ops-version"].starts_with('3'), "{heard:?}");
+    assert_eq!(unit_status(ctl, "greeter/0").0, "active");
 }
