@@ -54,7 +54,7 @@ fn start() -> (Running, PathBuf, PathBuf) {
         .unwrap();
     let (greeter, listener) = charms(home.path());
     let mut cfg = ControllerConfig::new(home.path().join("ward"));
-    cfg.jujuc_path = PathBuf::from(env!("CARGO_BIN_EXE_ward-jujuc"));
+    cfg.jujuc_path = PathBuf::from(env!("CARGO_BIN_EXE_e2e-jujuc"));
     cfg.retry_base = Duration::from_millis(300);
     cfg.extra_env.push(("WARD_TEST_PYTHON".into(), python()));
     let ctl = Controller::open(cfg).unwrap();

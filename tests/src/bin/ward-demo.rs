@@ -32,11 +32,16 @@ fn run() -> anyhow::Result<()> {
         bail!("usage: ward-demo <charms-dir> <python-with-ops>");
     };
     let charms = PathBuf::from(charms);
+    // Hooks run in the unit's charm directory: make the interpreter's path absolute.
+    let python = std::fs::canonicalize(&python)
+        .with_context(|| format!("no Python at {python}"))?
+        .display()
+        .to_string();
     let bin_dir = std::env::current_exe()?
         .parent()
         .context("no binary directory")?
         .to_path_buf();
-    let jujuc = bin_dir.join("ward-jujuc");
+    let jujuc = bin_dir.join("e2e-jujuc");
     let greeter_bin = bin_dir.join("greeter-charm");
     for b in [&jujuc, &greeter_bin] {
         if !b.is_file() {
