@@ -102,6 +102,21 @@ fn wait_until(ctl: &Controller, what: &str, mut f: impl FnMut(&Controller) -> bo
     }
 }
 
+/// No unit went into error at any point (a retried hook failure would otherwise hide).
+fn assert_no_hook_failed(ctl: &Controller) {
+    for u in ctl
+        .status()
+        .unwrap()
+        .applications
+        .iter()
+        .flat_map(|a| &a.units)
+    {
+        let history = ctl.status_history(&format!("agent:{}", u.name)).unwrap();
+        let errors: Vec<_> = history.iter().filter(|h| h.status == "error").collect();
+        assert!(errors.is_empty(), "{} was in error: {errors:?}", u.name);
+    }
+}
+
 fn unit_status(ctl: &Controller, unit: &str) -> (String, String) {
     let s = ctl.status().unwrap();
     let u = s
@@ -200,6 +215,7 @@ fn rust_sdk_charm_shares_data_and_a_secret_with_another_charm() {
         [("greeting".to_string(), Some(json!("  ")))].into(),
     )
     .unwrap();
+    assert_no_hook_failed(ctl);
     wait_until(ctl, "the greeter to block", |c| {
         unit_status(c, "greeter/0").0 == "blocked"
     });
@@ -231,4 +247,5 @@ fn python_ops_charm_reads_the_rust_charms_data_and_secret() {
     );
     assert!(heard["ops-version"].starts_with('3'), "{heard:?}");
     assert_eq!(unit_status(ctl, "greeter/0").0, "active");
+    assert_no_hook_failed(ctl);
 }

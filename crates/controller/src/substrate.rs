@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 /// A boxed future, for the object-safe trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -100,6 +101,26 @@ pub fn unit_tag(unit: &str) -> String {
     format!("unit-{}", unit.replace('/', "-"))
 }
 
+/// Spawns `cmd`, retrying briefly on ETXTBSY: a charm binary copied into one unit while
+/// another unit's hook is being forked can be held open for writing by that fork until
+/// it execs (the classic fork/exec race), which makes exec fail with "Text file busy".
+async fn spawn_retrying_busy(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<tokio::process::Child> {
+    const ETXTBSY: i32 = 26;
+    let mut delay = Duration::from_millis(2);
+    for _ in 0..8 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    cmd.spawn()
+}
+
 impl Substrate for ProcessSubstrate {
     fn provision(&self, unit: &str, address: &str, charm: &Path) -> std::io::Result<UnitPlacement> {
         let dir = self.root.join(unit_tag(unit));
@@ -126,8 +147,8 @@ impl Substrate for ProcessSubstrate {
     ) -> BoxFuture<'a, std::io::Result<HookOutput>> {
         Box::pin(async move {
             use tokio::io::AsyncReadExt;
-            let mut child = tokio::process::Command::new(&run.program)
-                .args(&run.args)
+            let mut cmd = tokio::process::Command::new(&run.program);
+            cmd.args(&run.args)
                 .env_clear()
                 .envs(run.env.iter().map(|(k, v)| (k, v)))
                 .current_dir(&run.cwd)
@@ -137,8 +158,8 @@ impl Substrate for ProcessSubstrate {
                 // Its own process group, so everything the hook started can be
                 // killed if the hook is abandoned (shutdown, crash).
                 .process_group(0)
-                .kill_on_drop(true)
-                .spawn()?;
+                .kill_on_drop(true);
+            let mut child = spawn_retrying_busy(&mut cmd).await?;
             let guard = GroupGuard(child.id());
             let mut out = child.stdout.take();
             let mut err = child.stderr.take();

@@ -32,8 +32,9 @@ fn run() -> anyhow::Result<()> {
         bail!("usage: ward-demo <charms-dir> <python-with-ops>");
     };
     let charms = PathBuf::from(charms);
-    // Hooks run in the unit's charm directory: make the interpreter's path absolute.
-    let python = std::fs::canonicalize(&python)
+    // Hooks run in the unit's charm directory: make the interpreter's path absolute
+    // (without resolving symlinks, which would step out of the venv).
+    let python = std::path::absolute(&python)
         .with_context(|| format!("no Python at {python}"))?
         .display()
         .to_string();
@@ -102,12 +103,8 @@ fn run() -> anyhow::Result<()> {
             .flat_map(|a| &a.units)
             .find(|u| u.agent.status == "error")
         {
-            bail!(
-                "{} is in error: {} (see {})",
-                u.name,
-                u.agent.message,
-                ctl.unit_log_path(&u.name).display()
-            );
+            let log = std::fs::read_to_string(ctl.unit_log_path(&u.name)).unwrap_or_default();
+            bail!("{} is in error: {}\n{log}", u.name, u.agent.message);
         }
         if t0.elapsed() > Duration::from_secs(120) {
             bail!("not settled after 120 s");
