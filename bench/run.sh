@@ -11,4 +11,11 @@ out=bench/results/latest.md
   echo "## controller: 1,000-unit settle"
   cargo build --release --quiet -p controller --bins --examples
   cargo run --release --quiet -p controller --example settle_bench -- 1000
+  echo
+  echo "## tls-certificates: CSR signing rate"
+  cargo run --release --quiet -p interfaces --example signing_rate -- 2000
+  echo
+  echo "## ward-demo: Rust + ops charms from nothing to settled"
+  cargo build --release --quiet -p ward-e2e --bins
+  "${CARGO_TARGET_DIR:-target}/release/ward-demo" tests/charms .venv/bin/python | grep -E "settled|greet on"
 } | tee "$out"
