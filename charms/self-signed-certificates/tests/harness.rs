@@ -1,0 +1,189 @@
+//! The charm under the SDK's harness: signing, bad CSRs, CA rotation, config checks.
+
+use charm::testing::{Harness, Relation, State};
+use charm::{Event, StatusName};
+use interfaces::tls_certificates::*;
+use self_signed_certificates::{SelfSigned, CA_LABEL};
+use serde_json::json;
+
+const CONFIG: &str = include_str!("../../../metadata/self-signed-certificates/config.yaml");
+
+fn harness() -> Harness {
+    Harness::new("ssc/0").with_config_yaml(CONFIG).unwrap()
+}
+
+fn config(extra: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = json!({"ca-common-name": "Ward CA", "root-ca-validity": "365d", "certificate-validity": "90d"}).as_object().unwrap().clone();
+    m.extend(extra.as_object().unwrap().clone());
+    m
+}
+
+fn request(cn: &str) -> (String, String) {
+    let key = generate_private_key().unwrap();
+    let csr = generate_csr(&key, &CsrRequest::new(cn).dns(cn)).unwrap();
+    (
+        key,
+        dumps(&vec![RequestedCertificate {
+            certificate_signing_request: csr.clone(),
+            ca: false,
+        }]),
+    )
+}
+
+fn provided(state: &State, rel: u32) -> Vec<ProvidedCertificate> {
+    parse_certificates(&state.relation(rel).unwrap().local_app_data[CERTIFICATES_KEY]).unwrap()
+}
+
+#[test]
+fn signs_every_requirer_unit_and_skips_a_bad_csr_naming_its_unit() {
+    let (key0, bag0) = request("pg-0");
+    let (_, bag1) = request("pg-1");
+    let rel = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())])
+        .with_remote_unit("pg/1", [(REQUESTS_KEY, bag1.as_str())])
+        .with_remote_unit(
+            "pg/2",
+            [(
+                REQUESTS_KEY,
+                r#"[{"certificate_signing_request": "garbage", "ca": false}]"#,
+            )],
+        );
+    let state = State {
+        leader: true,
+        config: config(json!({})),
+        relations: vec![rel.clone()],
+        ..State::default()
+    };
+    let out = harness().run(&mut SelfSigned, rel.changed(Some("pg/2")), state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let certs = provided(&out.state, 7);
+    assert_eq!(certs.len(), 2);
+    assert!(
+        certificate_matches_key(&certs[0].certificate, &key0).unwrap()
+            || certificate_matches_key(&certs[1].certificate, &key0).unwrap()
+    );
+    assert_eq!(certs[0].chain.len(), 2);
+    assert!(
+        out.logs
+            .iter()
+            .any(|(_, m)| m.contains("pg/2") && m.contains("not signing")),
+        "{:?}",
+        out.logs
+    );
+    assert_eq!(out.state.unit_status.name, StatusName::Active);
+    let secret = out.state.secret_by_label(CA_LABEL).unwrap();
+    assert!(secret.latest_content()["private-key"].contains("PRIVATE KEY"));
+    let bag_text: String = out
+        .state
+        .relation(7)
+        .unwrap()
+        .local_app_data
+        .values()
+        .cloned()
+        .collect();
+    assert!(!bag_text.contains("PRIVATE KEY"), "a key in relation data");
+
+    // A second run keeps the same certificates (nothing re-signed).
+    let again = harness().run(&mut SelfSigned, Event::UpdateStatus, out.state.clone());
+    assert_eq!(provided(&again.state, 7), certs);
+}
+
+#[test]
+fn a_ca_changing_config_rotates_the_ca_and_reissues() {
+    let (_, bag0) = request("pg-0");
+    let rel = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())]);
+    let state = State {
+        leader: true,
+        config: config(json!({})),
+        relations: vec![rel.clone()],
+        ..State::default()
+    };
+    let first = harness().run(&mut SelfSigned, Event::ConfigChanged, state);
+    let before = provided(&first.state, 7);
+    let mut state = first.state.clone();
+    state.config = config(json!({"ca-common-name": "Ward CA 2"}));
+    let second = harness().run(&mut SelfSigned, Event::ConfigChanged, state);
+    assert!(second.error.is_none(), "{:?}", second.error);
+    let after = provided(&second.state, 7);
+    assert_ne!(before[0].ca, after[0].ca);
+    assert_ne!(before[0].certificate, after[0].certificate);
+    assert_eq!(
+        second.state.secret_by_label(CA_LABEL).unwrap().latest(),
+        2,
+        "the CA secret got a new revision"
+    );
+    // The action rotates too.
+    let third = harness().run_action(
+        &mut SelfSigned,
+        "rotate-private-key",
+        json!({}),
+        second.state.clone(),
+    );
+    assert!(third.error.is_none(), "{:?}", third.error);
+    assert_ne!(provided(&third.state, 7)[0].ca, after[0].ca);
+    let ca = harness().run_action(
+        &mut SelfSigned,
+        "get-ca-certificate",
+        json!({}),
+        third.state.clone(),
+    );
+    assert_eq!(
+        ca.action.unwrap().results["ca-certificate"],
+        provided(&third.state, 7)[0].ca
+    );
+    let issued = harness().run_action(
+        &mut SelfSigned,
+        "get-issued-certificates",
+        json!({}),
+        third.state,
+    );
+    let text = &issued.action.unwrap().results["certificates"];
+    assert_eq!(parse_certificates(text).unwrap().len(), 1);
+}
+
+#[test]
+fn invalid_config_blocks_naming_the_option_and_issues_nothing() {
+    let (_, bag0) = request("pg-0");
+    let rel = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())]);
+    for (extra, key) in [
+        (json!({"certificate-validity": "300d"}), "root-ca-validity"),
+        (json!({"root-ca-validity": "soon"}), "root-ca-validity"),
+        (json!({"ca-country": "Britain"}), "ca-country"),
+        (json!({"ca-common-name": ""}), "ca-common-name"),
+    ] {
+        let state = State {
+            leader: true,
+            config: config(extra),
+            relations: vec![rel.clone()],
+            ..State::default()
+        };
+        let out = harness().run(&mut SelfSigned, Event::ConfigChanged, state);
+        assert!(out.error.is_none());
+        assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+        assert!(
+            out.state.unit_status.message.contains(key),
+            "{}",
+            out.state.unit_status.message
+        );
+        assert!(out.state.relation(7).unwrap().local_app_data.is_empty());
+        assert!(out.state.secrets.is_empty());
+    }
+}
+
+#[test]
+fn non_leaders_issue_nothing_and_say_why() {
+    let (_, bag0) = request("pg-0");
+    let rel = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())]);
+    let state = State {
+        leader: false,
+        config: config(json!({})),
+        relations: vec![rel.clone()],
+        ..State::default()
+    };
+    let out = harness().run(&mut SelfSigned, rel.changed(Some("pg/0")), state);
+    assert!(out.state.relation(7).unwrap().local_app_data.is_empty());
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+}
