@@ -650,3 +650,29 @@ impl Backend for HookTools {
         self.run("state-delete", &[s(key)], None).map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Whatever bytes a tool prints, parsing a databag from them returns a value or
+        /// a typed error naming the tool; it never panics.
+        #[test]
+        fn arbitrary_tool_output_never_panics(out in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            match parse_json("relation-get", &out).and_then(|v| string_map("relation-get", v)) {
+                Ok(_) => {}
+                Err(Error::MalformedToolOutput { tool, .. }) => proptest::prop_assert_eq!(tool, "relation-get"),
+                Err(e) => proptest::prop_assert!(false, "unexpected error {e}"),
+            }
+        }
+
+        /// Any JSON object of strings round-trips as a databag.
+        #[test]
+        fn string_objects_parse_as_bags(bag in proptest::collection::btree_map(".{0,8}", ".{0,16}", 0..6)) {
+            let text = serde_json::to_vec(&bag).unwrap();
+            let parsed = parse_json("relation-get", &text).and_then(|v| string_map("relation-get", v));
+            proptest::prop_assert_eq!(parsed.unwrap(), bag);
+        }
+    }
+}
