@@ -1,2 +1,123 @@
 //! End-to-end tests for Ward; the tests live in `tests/tests/`, the charms they deploy
-//! in `tests/charms/`.
+//! in `tests/charms/`. This library holds what the tests and `ward-demo` share: copying
+//! charm directories, running a controller on a temporary home, and waiting for a model
+//! to settle with every unit's log at hand when it does not.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use controller::{Controller, ControllerConfig};
+
+/// Copies a charm directory (recursively).
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A controller running on its own runtime over a state directory.
+pub struct Model {
+    /// The controller.
+    pub ctl: Controller,
+    /// Its runtime (for `run_action` and friends).
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Model {
+    /// Opens a controller on `home` with the hook-tool client at `jujuc` and extra
+    /// environment for every hook, and starts its run loop.
+    pub fn start(home: &Path, jujuc: &Path, extra_env: &[(&str, &str)]) -> anyhow::Result<Model> {
+        let mut cfg = ControllerConfig::new(home);
+        cfg.jujuc_path = PathBuf::from(jujuc);
+        cfg.retry_base = Duration::from_millis(300);
+        cfg.extra_env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let ctl = Controller::open(cfg)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let c = ctl.clone();
+        rt.spawn(async move { c.run(std::future::pending()).await });
+        Ok(Model { ctl, rt })
+    }
+}
+
+/// A unit's workload status and message (empty if there is no such unit).
+pub fn workload(ctl: &Controller, unit: &str) -> (String, String) {
+    let s = ctl.status().expect("status");
+    s.applications
+        .iter()
+        .flat_map(|a| &a.units)
+        .find(|u| u.name == unit)
+        .map(|u| (u.workload.status.clone(), u.workload.message.clone()))
+        .unwrap_or_default()
+}
+
+/// Every unit's log and every relation's application bags, for failure messages.
+pub fn dump(ctl: &Controller) -> String {
+    let status = ctl.status().expect("status");
+    let mut out = format!("{status:#?}\n");
+    for u in status.applications.iter().flat_map(|a| &a.units) {
+        let log = std::fs::read_to_string(ctl.unit_log_path(&u.name)).unwrap_or_default();
+        out.push_str(&format!("--- {} log:\n{log}\n", u.name));
+    }
+    for r in &status.relations {
+        for e in &r.endpoints {
+            let app = e.split(':').next().unwrap_or_default();
+            out.push_str(&format!(
+                "--- relation {} bag of {app}: {:?}\n",
+                r.id,
+                ctl.relation_data(r.id, app)
+            ));
+        }
+    }
+    out
+}
+
+/// Waits (up to `timeout`) until `done` holds and every uniter is idle.
+pub fn settle(
+    ctl: &Controller,
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&Controller) -> bool,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    while !(done(ctl) && ctl.is_settled()?) {
+        if t.elapsed() > timeout {
+            anyhow::bail!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                dump(ctl)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Fails if any unit was ever in error (a retried hook failure would otherwise hide).
+pub fn assert_no_hook_failed(ctl: &Controller) {
+    for u in ctl
+        .status()
+        .expect("status")
+        .applications
+        .iter()
+        .flat_map(|a| &a.units)
+    {
+        let history = ctl
+            .status_history(&format!("agent:{}", u.name))
+            .expect("history");
+        let errors: Vec<_> = history.iter().filter(|h| h.status == "error").collect();
+        assert!(errors.is_empty(), "{} was in error: {errors:?}", u.name);
+    }
+}

@@ -4,41 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use controller::{Controller, ControllerConfig};
+use controller::Controller;
 use serde_json::json;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
+use ward_e2e::{assert_no_hook_failed, copy_dir, settle, workload as unit_status, Model};
 
 fn python() -> String {
     std::env::var("WARD_TEST_PYTHON").expect(
         "WARD_TEST_PYTHON must name a Python with ops 3.x installed (scripts/test.sh sets it to .venv/bin/python)",
     )
-}
-
-fn charms(root: &Path) -> (PathBuf, PathBuf) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("charms");
-    let greeter = root.join("greeter");
-    copy_dir(&src.join("greeter"), &greeter);
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_greeter-charm"),
-        greeter.join("dispatch"),
-    )
-    .unwrap();
-    let listener = root.join("listener");
-    copy_dir(&src.join("listener"), &listener);
-    (greeter, listener)
 }
 
 struct Running {
@@ -47,28 +22,33 @@ struct Running {
     _home: tempfile::TempDir,
 }
 
+/// A controller on a temporary home, and the greeter and listener charm directories.
 fn start() -> (Running, PathBuf, PathBuf) {
     let home = tempfile::Builder::new()
         .prefix("we2e")
         .tempdir_in("/tmp")
         .unwrap();
-    let (greeter, listener) = charms(home.path());
-    let mut cfg = ControllerConfig::new(home.path().join("ward"));
-    cfg.jujuc_path = PathBuf::from(env!("CARGO_BIN_EXE_e2e-jujuc"));
-    cfg.retry_base = Duration::from_millis(300);
-    cfg.extra_env.push(("WARD_TEST_PYTHON".into(), python()));
-    let ctl = Controller::open(cfg).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let c = ctl.clone();
-    rt.spawn(async move { c.run(std::future::pending()).await });
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("charms");
+    let greeter = home.path().join("greeter");
+    copy_dir(&src.join("greeter"), &greeter).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_greeter-charm"),
+        greeter.join("dispatch"),
+    )
+    .unwrap();
+    let listener = home.path().join("listener");
+    copy_dir(&src.join("listener"), &listener).unwrap();
+    let py = python();
+    let m = Model::start(
+        &home.path().join("ward"),
+        Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
+        &[("WARD_TEST_PYTHON", py.as_str())],
+    )
+    .unwrap();
     (
         Running {
-            ctl,
-            _rt: rt,
+            ctl: m.ctl,
+            _rt: m.rt,
             _home: home,
         },
         greeter,
@@ -76,56 +56,8 @@ fn start() -> (Running, PathBuf, PathBuf) {
     )
 }
 
-fn wait_until(ctl: &Controller, what: &str, mut f: impl FnMut(&Controller) -> bool) {
-    let t = Instant::now();
-    while !(f(ctl) && ctl.is_settled().unwrap()) {
-        if t.elapsed() > Duration::from_secs(60) {
-            let status = ctl.status().unwrap();
-            let mut logs = String::new();
-            for u in status.applications.iter().flat_map(|a| &a.units) {
-                let log = std::fs::read_to_string(ctl.unit_log_path(&u.name)).unwrap_or_default();
-                logs.push_str(&format!("--- {} log:\n{log}\n", u.name));
-            }
-            for r in &status.relations {
-                for e in &r.endpoints {
-                    let app = e.split(':').next().unwrap_or_default();
-                    logs.push_str(&format!(
-                        "--- relation {} bag of {app}: {:?}\n",
-                        r.id,
-                        ctl.relation_data(r.id, app)
-                    ));
-                }
-            }
-            panic!("timed out waiting for {what}\nstatus: {status:#?}\n{logs}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// No unit went into error at any point (a retried hook failure would otherwise hide).
-fn assert_no_hook_failed(ctl: &Controller) {
-    for u in ctl
-        .status()
-        .unwrap()
-        .applications
-        .iter()
-        .flat_map(|a| &a.units)
-    {
-        let history = ctl.status_history(&format!("agent:{}", u.name)).unwrap();
-        let errors: Vec<_> = history.iter().filter(|h| h.status == "error").collect();
-        assert!(errors.is_empty(), "{} was in error: {errors:?}", u.name);
-    }
-}
-
-fn unit_status(ctl: &Controller, unit: &str) -> (String, String) {
-    let s = ctl.status().unwrap();
-    let u = s
-        .applications
-        .iter()
-        .flat_map(|a| &a.units)
-        .find(|u| u.name == unit)
-        .unwrap();
-    (u.workload.status.clone(), u.workload.message.clone())
+fn wait_until(ctl: &Controller, what: &str, f: impl FnMut(&Controller) -> bool) {
+    settle(ctl, what, Duration::from_secs(60), f).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -229,7 +161,7 @@ fn python_ops_charm_reads_the_rust_charms_data_and_secret() {
     let root = greeter.parent().unwrap().to_path_buf();
     let ops_listener = root.join("ops-listener");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("charms/ops-listener");
-    copy_dir(&src, &ops_listener);
+    copy_dir(&src, &ops_listener).unwrap();
     ctl.deploy("greeter", &greeter, 1, BTreeMap::new()).unwrap();
     ctl.deploy("ops-listener", &ops_listener, 1, BTreeMap::new())
         .unwrap();

@@ -2,58 +2,17 @@
 //! CLI made in a requirer unit; OpenSSL verifies the result and shows the SANs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use controller::{Controller, ControllerConfig};
+use controller::Controller;
 use interfaces::tls_certificates::parse_certificates;
 use serde_json::json;
+use ward_e2e::{assert_no_hook_failed, copy_dir, workload, Model};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
-fn settle(ctl: &Controller, what: &str, mut done: impl FnMut(&Controller) -> bool) {
-    let t = Instant::now();
-    while !(done(ctl) && ctl.is_settled().unwrap()) {
-        if t.elapsed() > Duration::from_secs(60) {
-            let mut logs = String::new();
-            for u in ctl
-                .status()
-                .unwrap()
-                .applications
-                .iter()
-                .flat_map(|a| &a.units)
-            {
-                logs.push_str(&format!(
-                    "--- {}\n{}\n",
-                    u.name,
-                    std::fs::read_to_string(ctl.unit_log_path(&u.name)).unwrap_or_default()
-                ));
-            }
-            panic!(
-                "timed out waiting for {what}: {:#?}\n{logs}",
-                ctl.status().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn workload(ctl: &Controller, unit: &str) -> (String, String) {
-    let s = ctl.status().unwrap();
-    let u = s
-        .applications
-        .iter()
-        .flat_map(|a| &a.units)
-        .find(|u| u.name == unit)
-        .unwrap();
-    (u.workload.status.clone(), u.workload.message.clone())
+fn settle(ctl: &Controller, what: &str, done: impl FnMut(&Controller) -> bool) {
+    ward_e2e::settle(ctl, what, Duration::from_secs(60), done).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -80,22 +39,17 @@ fn a_requirer_gets_a_certificate_that_openssl_verifies() {
         .unwrap();
     let charms = Path::new(env!("CARGO_MANIFEST_DIR"));
     let ssc = home.path().join("ssc");
-    copy_dir(&charms.join("../metadata/self-signed-certificates"), &ssc);
+    copy_dir(&charms.join("../metadata/self-signed-certificates"), &ssc).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_ssc-charm"), ssc.join("dispatch")).unwrap();
     let req = home.path().join("req");
-    copy_dir(&charms.join("charms/tls-requirer"), &req);
+    copy_dir(&charms.join("charms/tls-requirer"), &req).unwrap();
 
-    let mut cfg = ControllerConfig::new(home.path().join("ward"));
-    cfg.jujuc_path = PathBuf::from(env!("CARGO_BIN_EXE_e2e-jujuc"));
-    cfg.retry_base = Duration::from_millis(300);
-    let ctl = Controller::open(cfg).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let c = ctl.clone();
-    rt.spawn(async move { c.run(std::future::pending()).await });
+    let Model { ctl, rt } = Model::start(
+        &home.path().join("ward"),
+        Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
+        &[],
+    )
+    .unwrap();
 
     ctl.deploy("self-signed-certificates", &ssc, 1, BTreeMap::new())
         .unwrap();
@@ -186,4 +140,5 @@ fn a_requirer_gets_a_certificate_that_openssl_verifies() {
     assert!(workload(&ctl, "self-signed-certificates/0")
         .1
         .contains("ca-country"));
+    assert_no_hook_failed(&ctl);
 }

@@ -6,25 +6,13 @@
 //! give way to `ward deploy postgresql …` when the CLI and the database charms land.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use controller::{Controller, ControllerConfig};
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()))?;
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name()))?;
-        }
-    }
-    Ok(())
-}
+use ward_e2e::copy_dir;
 
 fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
