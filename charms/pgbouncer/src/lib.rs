@@ -1,0 +1,1 @@
+//! Ward's pgbouncer charm (being built).

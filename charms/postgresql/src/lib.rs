@@ -1,0 +1,1 @@
+//! Ward's postgresql charm (being built).

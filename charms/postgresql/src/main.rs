@@ -1,0 +1,6 @@
+//! Entry point of the postgresql charm (being built).
+
+fn main() {
+    eprintln!("postgresql charm: not built yet");
+    std::process::exit(1);
+}
