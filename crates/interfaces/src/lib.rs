@@ -3,5 +3,10 @@
 //! - [`tls_certificates`]: the `tls-certificates` v4 databag schema and the X.509 work
 //!   behind it (keys, CSRs, a certificate authority that signs them, checks on both
 //!   sides), interoperable with Canonical's Python library.
+//! - [`postgresql_client`]: the `postgresql_client` databag schema (database requests,
+//!   credentials in secrets, endpoints) for both sides.
+//! - [`scram`]: SCRAM-SHA-256 verifiers and random passwords for PostgreSQL users.
 
+pub mod postgresql_client;
+pub mod scram;
 pub mod tls_certificates;

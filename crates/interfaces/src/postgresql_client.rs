@@ -1,0 +1,1 @@
+//! The `postgresql_client` interface (being built).
