@@ -1,5 +1,8 @@
 //! Pebble's HTTP API: routes, access rules and the response envelope.
 
+// Handlers return early with a ready-made error response; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +33,9 @@ pub struct Peer {
 
 impl Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        Peer { uid: stream.io().peer_cred().ok().map(|c| c.uid()) }
+        Peer {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
     }
 }
 
@@ -46,11 +51,19 @@ type Q = Query<Vec<(String, String)>>;
 
 fn envelope(code: u16, body: Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn status_text(code: u16) -> &'static str {
-    StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
+    StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
 }
 
 /// A sync response.
@@ -59,7 +72,10 @@ fn sync(result: Value) -> Response {
 }
 
 fn sync_code(code: u16, result: Value) -> Response {
-    envelope(code, json!({"type": "sync", "status-code": code, "status": status_text(code), "result": result}))
+    envelope(
+        code,
+        json!({"type": "sync", "status-code": code, "status": status_text(code), "result": result}),
+    )
 }
 
 fn async_change(change: u64, result: Value) -> Response {
@@ -75,7 +91,10 @@ pub fn error(code: u16, message: impl Into<String>, kind: Option<&str>) -> Respo
     if let Some(k) = kind {
         result["kind"] = json!(k);
     }
-    envelope(code, json!({"type": "error", "status-code": code, "status": status_text(code), "result": result}))
+    envelope(
+        code,
+        json!({"type": "error", "status-code": code, "status": status_text(code), "result": result}),
+    )
 }
 
 fn bad(message: impl Into<String>) -> Response {
@@ -104,7 +123,13 @@ fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
 fn list_param(q: &[(String, String)], key: &str) -> Vec<String> {
     q.iter()
         .filter(|(k, _)| k == key)
-        .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>())
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -185,17 +210,25 @@ async fn layers(State(d): D, ConnectInfo(peer): P, body: Bytes) -> Response {
         Err(r) => return r,
     };
     if body.action.as_deref() != Some("add") {
-        return bad(format!("invalid action {:?}", body.action.unwrap_or_default()));
+        return bad(format!(
+            "invalid action {:?}",
+            body.action.unwrap_or_default()
+        ));
     }
     let label = body.label.unwrap_or_default();
     if label.is_empty() {
         return bad("label must be set");
     }
     if body.format.as_deref() != Some("yaml") {
-        return bad(format!("invalid format {:?}", body.format.unwrap_or_default()));
+        return bad(format!(
+            "invalid format {:?}",
+            body.format.unwrap_or_default()
+        ));
     }
     if label.starts_with("pebble-") {
-        return bad(format!("cannot use reserved label prefix \"pebble-\" for layer {label:?}"));
+        return bad(format!(
+            "cannot use reserved label prefix \"pebble-\" for layer {label:?}"
+        ));
     }
     let mut inner = d.lock();
     let _ = body.inner;
@@ -211,7 +244,11 @@ async fn layers(State(d): D, ConnectInfo(peer): P, body: Bytes) -> Response {
                 Ok(c) => c,
                 Err(e) => return bad(e.0),
             };
-            layers[i] = crate::plan::Layer { order: existing.order, label: label.clone(), ..combined };
+            layers[i] = crate::plan::Layer {
+                order: existing.order,
+                label: label.clone(),
+                ..combined
+            };
         }
         Some(_) => return bad(format!("layer {label:?} already exists")),
         None => {
@@ -292,7 +329,10 @@ async fn changes(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response {
         })
         .filter(|c| {
             for_service.is_none_or(|s| {
-                c.data.get("service-names").and_then(Value::as_array).is_some_and(|a| a.iter().any(|n| n == s))
+                c.data
+                    .get("service-names")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|n| n == s))
             })
         })
         .map(|c| c.to_json())
@@ -306,7 +346,13 @@ fn find_change(d: &Daemon, id: &str) -> Result<Value, Response> {
         .ok()
         .and_then(|n| inner.state.changes.get(&n))
         .map(|c| c.to_json())
-        .ok_or_else(|| error(404, format!("cannot find change with id {id:?}"), Some("not-found")))
+        .ok_or_else(|| {
+            error(
+                404,
+                format!("cannot find change with id {id:?}"),
+                Some("not-found"),
+            )
+        })
 }
 
 async fn change_get(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>) -> Response {
@@ -319,7 +365,12 @@ async fn change_get(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>) -
     }
 }
 
-async fn change_post(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>, body: Bytes) -> Response {
+async fn change_post(
+    State(d): D,
+    ConnectInfo(peer): P,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     if let Err(r) = admin(&d, &peer) {
         return r;
     }
@@ -332,15 +383,25 @@ async fn change_post(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>, 
         Err(r) => return r,
     };
     if body["action"] != "abort" {
-        return bad(format!("change action {:?} is unsupported", body["action"].as_str().unwrap_or("")));
+        return bad(format!(
+            "change action {:?} is unsupported",
+            body["action"].as_str().unwrap_or("")
+        ));
     }
     if change["ready"] == true {
         return bad(format!("cannot abort change {id} with nothing pending"));
     }
-    bad(format!("cannot abort change {id}: aborting is not supported by Ward's Pebble"))
+    bad(format!(
+        "cannot abort change {id}: aborting is not supported by Ward's Pebble"
+    ))
 }
 
-async fn change_wait(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>, Query(q): Q) -> Response {
+async fn change_wait(
+    State(d): D,
+    ConnectInfo(peer): P,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Response {
     if let Err(r) = user(&peer) {
         return r;
     }
@@ -364,7 +425,9 @@ async fn change_wait(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>, 
             None => rx.changed().await.is_ok(),
         };
         if !changed {
-            let t = timeout.map(crate::util::format_duration).unwrap_or_default();
+            let t = timeout
+                .map(crate::util::format_duration)
+                .unwrap_or_default();
             return error(504, format!("timed out waiting for change after {t}"), None);
         }
     }
@@ -376,14 +439,19 @@ async fn files_get(State(d): D, ConnectInfo(peer): P, headers: HeaderMap, Query(
     }
     match param(&q, "action") {
         Some("read") => {
-            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !accept.contains("multipart/form-data") {
                 return bad("must accept multipart/form-data");
             }
             read_response(&list_param_raw(&q, "path"))
         }
         Some("list") => {
-            let Some(path) = param(&q, "path") else { return bad("must specify path") };
+            let Some(path) = param(&q, "path") else {
+                return bad("must specify path");
+            };
             let itself = param(&q, "itself") == Some("true");
             match files::list(path, param(&q, "pattern").filter(|p| !p.is_empty()), itself) {
                 Ok(v) => sync(v),
@@ -395,7 +463,10 @@ async fn files_get(State(d): D, ConnectInfo(peer): P, headers: HeaderMap, Query(
 }
 
 fn list_param_raw(q: &[(String, String)], key: &str) -> Vec<String> {
-    q.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    q.iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn read_response(paths: &[String]) -> Response {
@@ -428,7 +499,10 @@ fn read_response(paths: &[String]) -> Response {
     );
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))],
+        [(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )],
         body,
     )
         .into_response()
@@ -450,7 +524,11 @@ async fn files_post(State(d): D, ConnectInfo(peer): P, headers: HeaderMap, body:
     if let Err(r) = admin(&d, &peer) {
         return r;
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     if content_type.starts_with("multipart/form-data") {
         return write_multipart(&content_type, body).await;
     }
@@ -468,14 +546,24 @@ async fn files_post(State(d): D, ConnectInfo(peer): P, headers: HeaderMap, body:
                 Ok(i) => i,
                 Err(e) => return bad(format!("cannot decode request body: {e}")),
             };
-            results(items.iter().map(|i| (i.path.clone(), files::make_dir(i))).collect())
+            results(
+                items
+                    .iter()
+                    .map(|i| (i.path.clone(), files::make_dir(i)))
+                    .collect(),
+            )
         }
         "remove" => {
             let items: Vec<RemoveItem> = match serde_json::from_value(v["paths"].clone()) {
                 Ok(i) => i,
                 Err(e) => return bad(format!("cannot decode request body: {e}")),
             };
-            results(items.iter().map(|i| (i.path.clone(), files::remove(i))).collect())
+            results(
+                items
+                    .iter()
+                    .map(|i| (i.path.clone(), files::remove(i)))
+                    .collect(),
+            )
         }
         "write" => bad("must use multipart with \"write\" action"),
         other => bad(format!("invalid action {other:?}")),
@@ -510,7 +598,10 @@ async fn write_multipart(content_type: &str, body: Body) -> Response {
         Err(r) => return r,
     };
     if req.action != "write" {
-        return bad(format!("multipart action must be \"write\", got {:?}", req.action));
+        return bad(format!(
+            "multipart action must be \"write\", got {:?}",
+            req.action
+        ));
     }
     let mut done: BTreeMap<String, Result<(), FileError>> = BTreeMap::new();
     loop {
@@ -520,7 +611,10 @@ async fn write_multipart(content_type: &str, body: Body) -> Response {
             Err(e) => return bad(format!("cannot read multipart body: {e}")),
         };
         if field.name() != Some("files") {
-            return bad(format!("field name must be \"files\", got {:?}", field.name().unwrap_or("")));
+            return bad(format!(
+                "field name must be \"files\", got {:?}",
+                field.name().unwrap_or("")
+            ));
         }
         let path = field.file_name().unwrap_or("").to_string();
         let Some(item) = req.files.iter().find(|f| f.path == path) else {
@@ -538,7 +632,10 @@ async fn write_multipart(content_type: &str, body: Body) -> Response {
             .iter()
             .map(|f| {
                 let r = done.remove(&f.path).unwrap_or_else(|| {
-                    Err(FileError { message: format!("no file content for path {:?}", f.path), kind: "generic-file-error" })
+                    Err(FileError {
+                        message: format!("no file content for path {:?}", f.path),
+                        kind: "generic-file-error",
+                    })
                 });
                 (f.path.clone(), r)
             })
@@ -570,11 +667,22 @@ async fn websocket(
         return r;
     }
     if !["control", "stdio", "stderr"].contains(&name.as_str()) {
-        return error(404, format!("invalid websocket name {name:?}"), Some("not-found"));
+        return error(
+            404,
+            format!("invalid websocket name {name:?}"),
+            Some("not-found"),
+        );
     }
-    let tx = task.parse::<u64>().ok().and_then(|t| d.lock().execs.get(&t).cloned());
+    let tx = task
+        .parse::<u64>()
+        .ok()
+        .and_then(|t| d.lock().execs.get(&t).cloned());
     let Some(tx) = tx else {
-        return error(404, format!("cannot find task with id {task:?}"), Some("not-found"));
+        return error(
+            404,
+            format!("cannot find task with id {task:?}"),
+            Some("not-found"),
+        );
     };
     ws.on_upgrade(move |socket| async move {
         let _ = tx.send((name, socket)).await;
@@ -604,8 +712,10 @@ async fn signals(State(d): D, ConnectInfo(peer): P, body: Bytes) -> Response {
     if services.is_empty() {
         return bad("must specify one or more services");
     }
-    let errors: Vec<String> =
-        services.iter().filter_map(|s| services::signal(&d, s, sig).err()).collect();
+    let errors: Vec<String> = services
+        .iter()
+        .filter_map(|s| services::signal(&d, s, sig).err())
+        .collect();
     if errors.is_empty() {
         sync(json!(true))
     } else {
@@ -636,7 +746,11 @@ async fn checks_post(State(d): D, ConnectInfo(peer): P, body: Bytes) -> Response
     };
     let names: Vec<String> = v["checks"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let active = match v["action"].as_str() {
         Some("start") => true,
@@ -667,7 +781,11 @@ fn notice_visible(n: &crate::state::Notice, uid: u32, all: bool, user_id: Option
 
 async fn notices_get(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response {
     let Some(uid) = peer.uid else {
-        return error(403, "cannot determine UID of request, so cannot retrieve notices", None);
+        return error(
+            403,
+            "cannot determine UID of request, so cannot retrieve notices",
+            None,
+        );
     };
     let is_admin = uid == 0 || uid == d.uid;
     let all = param(&q, "users") == Some("all");
@@ -679,7 +797,11 @@ async fn notices_get(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response
         None => None,
     };
     if (all || user_id.is_some()) && !is_admin {
-        return error(403, "only admins may use the \"users\" or \"user-id\" filters", None);
+        return error(
+            403,
+            "only admins may use the \"users\" or \"user-id\" filters",
+            None,
+        );
     }
     if all && user_id.is_some() {
         return bad("cannot use both \"users\" and \"user-id\" parameters");
@@ -724,7 +846,9 @@ async fn notices_get(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response
         if !found.is_empty() || deadline.is_none() {
             return sync(Value::Array(found));
         }
-        let Some(dl) = deadline else { return sync(json!([])) };
+        let Some(dl) = deadline else {
+            return sync(json!([]));
+        };
         if tokio::time::timeout_at(dl, rx.changed()).await.is_err() {
             return sync(json!([]));
         }
@@ -735,28 +859,48 @@ fn valid_custom_key(key: &str) -> bool {
     // ^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+(-[a-z0-9]+)*)+(/[a-z0-9]+(-[a-z0-9]+)*)+$
     let words_ok = |s: &str| {
         !s.is_empty()
-            && s.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            && s.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
     };
     let mut parts = key.split('/');
-    let Some(domain) = parts.next() else { return false };
+    let Some(domain) = parts.next() else {
+        return false;
+    };
     let rest: Vec<&str> = parts.collect();
     let labels: Vec<&str> = domain.split('.').collect();
-    key.len() <= 256 && labels.len() >= 2 && labels.iter().all(|l| words_ok(l)) && !rest.is_empty() && rest.iter().all(|p| words_ok(p))
+    key.len() <= 256
+        && labels.len() >= 2
+        && labels.iter().all(|l| words_ok(l))
+        && !rest.is_empty()
+        && rest.iter().all(|p| words_ok(p))
 }
 
 async fn notices_post(State(d): D, ConnectInfo(peer): P, body: Bytes) -> Response {
     let Some(uid) = peer.uid else {
-        return error(403, "cannot determine UID of request, so cannot create notice", None);
+        return error(
+            403,
+            "cannot determine UID of request, so cannot create notice",
+            None,
+        );
     };
     let v: Value = match decode(&body) {
         Ok(v) => v,
         Err(r) => return r,
     };
     if v["action"] != "add" {
-        return bad(format!("invalid action {:?}", v["action"].as_str().unwrap_or("")));
+        return bad(format!(
+            "invalid action {:?}",
+            v["action"].as_str().unwrap_or("")
+        ));
     }
     if v["type"] != "custom" {
-        return bad(format!("invalid type {:?} (can only add \"custom\" notices)", v["type"].as_str().unwrap_or("")));
+        return bad(format!(
+            "invalid type {:?} (can only add \"custom\" notices)",
+            v["type"].as_str().unwrap_or("")
+        ));
     }
     let key = v["key"].as_str().unwrap_or("");
     if !valid_custom_key(key) {
@@ -781,21 +925,39 @@ async fn notices_post(State(d): D, ConnectInfo(peer): P, body: Bytes) -> Respons
     if serde_json::to_string(&data).map(|s| s.len()).unwrap_or(0) > 4096 {
         return bad("total size of data must be 4096 bytes or less");
     }
-    let id = d.lock().state.add_notice(Some(uid), "custom", key, data, repeat_after);
+    let id = d
+        .lock()
+        .state
+        .add_notice(Some(uid), "custom", key, data, repeat_after);
     d.bump();
     sync(json!({"id": id.to_string()}))
 }
 
 async fn notice_get(State(d): D, ConnectInfo(peer): P, Path(id): Path<String>) -> Response {
     let Some(uid) = peer.uid else {
-        return error(403, "cannot determine UID of request, so cannot retrieve notice", None);
+        return error(
+            403,
+            "cannot determine UID of request, so cannot retrieve notice",
+            None,
+        );
     };
     let inner = d.lock();
-    let notice = id.parse::<u64>().ok().and_then(|n| inner.state.notices.get(&n));
+    let notice = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| inner.state.notices.get(&n));
     match notice {
-        None => error(404, format!("cannot find notice with ID {id:?}"), Some("not-found")),
+        None => error(
+            404,
+            format!("cannot find notice with ID {id:?}"),
+            Some("not-found"),
+        ),
         Some(n) if !(uid == 0 || uid == d.uid || n.user_id.is_none() || n.user_id == Some(uid)) => {
-            error(403, "not allowed to access notice", Some("permission-denied"))
+            error(
+                403,
+                "not allowed to access notice",
+                Some("permission-denied"),
+            )
         }
         Some(n) => sync(n.to_json()),
     }
@@ -819,7 +981,10 @@ async fn logs(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response {
         let inner = d.lock();
         let mut lines: Vec<(time::OffsetDateTime, String, String)> = Vec::new();
         for (name, svc) in &inner.services {
-            if !services.is_empty() && !services.contains(name) && !services.iter().any(|s| s == "all") {
+            if !services.is_empty()
+                && !services.contains(name)
+                && !services.iter().any(|s| s == "all")
+            {
                 continue;
             }
             let logs = svc.logs.lock().unwrap_or_else(|p| p.into_inner());
@@ -838,7 +1003,8 @@ async fn logs(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response {
         lines.drain(..skip);
     }
     let to_line = |(t, s, m): &(time::OffsetDateTime, String, String)| {
-        let mut l = json!({"time": rfc3339(*t), "service": s, "message": format!("{m}\n")}).to_string();
+        let mut l =
+            json!({"time": rfc3339(*t), "service": s, "message": format!("{m}\n")}).to_string();
         l.push('\n');
         l
     };
@@ -847,20 +1013,26 @@ async fn logs(State(d): D, ConnectInfo(peer): P, Query(q): Q) -> Response {
         return ([(header::CONTENT_TYPE, "application/x-ndjson")], initial).into_response();
     }
     let last = lines.last().map(|l| l.0).unwrap_or_else(crate::util::now);
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(initial)) })
-        .chain(futures_util::stream::unfold(last, move |mut last| {
-            let collect = collect.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let new = collect(Some(last));
-                    if let Some(l) = new.last() {
-                        last = l.0;
-                        let text: String = new.iter().map(to_line).collect();
-                        return Some((Ok(Bytes::from(text)), last));
-                    }
+    let stream = futures_util::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(Bytes::from(initial))
+    })
+    .chain(futures_util::stream::unfold(last, move |mut last| {
+        let collect = collect.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let new = collect(Some(last));
+                if let Some(l) = new.last() {
+                    last = l.0;
+                    let text: String = new.iter().map(to_line).collect();
+                    return Some((Ok(Bytes::from(text)), last));
                 }
             }
-        }));
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
+        }
+    }));
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }

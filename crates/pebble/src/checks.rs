@@ -76,7 +76,9 @@ pub fn set_active(d: &Arc<Daemon>, names: &[String], active: bool) -> Result<Vec
     }
     let mut changed = Vec::new();
     for n in names {
-        let Some(run) = inner.checks.get_mut(n) else { continue };
+        let Some(run) = inner.checks.get_mut(n) else {
+            continue;
+        };
         if run.active == active {
             continue;
         }
@@ -102,7 +104,13 @@ fn finish_change(inner: &mut Inner, id: u64, status: Status) {
         .state
         .changes
         .get(&id)
-        .map(|c| c.tasks.iter().filter(|t| !t.status.ready()).map(|t| t.id).collect())
+        .map(|c| {
+            c.tasks
+                .iter()
+                .filter(|t| !t.status.ready())
+                .map(|t| t.id)
+                .collect()
+        })
         .unwrap_or_default();
     for t in tasks {
         inner.state.set_status(id, t, status);
@@ -111,13 +119,19 @@ fn finish_change(inner: &mut Inner, id: u64, status: Status) {
 
 fn new_check_change(inner: &mut Inner, name: &str, recover: bool) -> Option<(u64, u64)> {
     let run = inner.checks.get(name)?;
-    let kind = if recover { "recover-check" } else { "perform-check" };
+    let kind = if recover {
+        "recover-check"
+    } else {
+        "perform-check"
+    };
     let verb = if recover { "Recover" } else { "Perform" };
     let summary = format!("{verb} {} check {name:?}", run.config.kind());
     let mut data = Map::new();
     data.insert("check-name".into(), json!(name));
     let (id, tasks) =
-        inner.state.new_change(kind, &summary, &[(kind.to_string(), summary.clone())], data);
+        inner
+            .state
+            .new_change(kind, &summary, &[(kind.to_string(), summary.clone())], data);
     let task = *tasks.first()?;
     inner.state.set_status(id, task, Status::Doing);
     let run = inner.checks.get_mut(name)?;
@@ -126,7 +140,9 @@ fn new_check_change(inner: &mut Inner, name: &str, recover: bool) -> Option<(u64
 }
 
 fn launch(d: &Arc<Daemon>, inner: &mut Inner, name: &str) {
-    let Some(run) = inner.checks.get_mut(name) else { return };
+    let Some(run) = inner.checks.get_mut(name) else {
+        return;
+    };
     run.generation += 1;
     let generation = run.generation;
     if new_check_change(inner, name, false).is_none() {
@@ -139,16 +155,25 @@ fn launch(d: &Arc<Daemon>, inner: &mut Inner, name: &str) {
 
 async fn runner(d: Arc<Daemon>, name: String, generation: u64) {
     loop {
-        let Some(config) = current(&d, &name, generation) else { return };
+        let Some(config) = current(&d, &name, generation) else {
+            return;
+        };
         tokio::time::sleep(config.period()).await;
         if current(&d, &name, generation).is_none() {
             return;
         }
         let result = tokio::time::timeout(config.timeout(), perform(&d, &config))
             .await
-            .unwrap_or_else(|_| Err(format!("check timed out after {}", crate::util::format_duration(config.timeout()))));
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "check timed out after {}",
+                    crate::util::format_duration(config.timeout())
+                ))
+            });
         let mut inner = d.lock();
-        let Some(run) = inner.checks.get_mut(&name) else { return };
+        let Some(run) = inner.checks.get_mut(&name) else {
+            return;
+        };
         if run.generation != generation {
             return;
         }
@@ -160,7 +185,9 @@ async fn runner(d: Arc<Daemon>, name: String, generation: u64) {
             .and_then(|c| c.tasks.first())
             .map(|t| (t.id, t.kind.clone()));
         let Some((task, kind)) = task else { return };
-        let Some(run) = inner.checks.get_mut(&name) else { return };
+        let Some(run) = inner.checks.get_mut(&name) else {
+            return;
+        };
         let threshold = run.config.threshold();
         let mut failed_now = false;
         match result {
@@ -203,7 +230,9 @@ async fn runner(d: Arc<Daemon>, name: String, generation: u64) {
             match action {
                 ServiceAction::Restart => {
                     let d = d.clone();
-                    tokio::spawn(async move { crate::services::restart_for_check(&d, &service).await });
+                    tokio::spawn(
+                        async move { crate::services::restart_for_check(&d, &service).await },
+                    );
                 }
                 ServiceAction::Shutdown | ServiceAction::FailureShutdown => {
                     let _ = d.exit.send(Some(11));
@@ -237,7 +266,9 @@ async fn perform(d: &Arc<Daemon>, check: &Check) -> Result<(), String> {
     }
     if let Some(exec) = &check.exec {
         let argv = crate::util::shlex_split(exec.command.as_deref().unwrap_or(""))?;
-        let Some(program) = argv.first() else { return Err("empty command".into()) };
+        let Some(program) = argv.first() else {
+            return Err("empty command".into());
+        };
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(&argv[1..]);
         let mut env = std::collections::BTreeMap::new();
@@ -270,7 +301,10 @@ async fn perform(d: &Arc<Daemon>, check: &Check) -> Result<(), String> {
             cmd.current_dir(dir);
         }
         cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-        let out = cmd.output().await.map_err(|e| format!("cannot run {program:?}: {e}"))?;
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| format!("cannot run {program:?}: {e}"))?;
         if out.status.success() {
             return Ok(());
         }
@@ -278,13 +312,20 @@ async fn perform(d: &Arc<Daemon>, check: &Check) -> Result<(), String> {
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         let tail: Vec<&str> = text.lines().rev().take(5).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!("exit status {}; {}", out.status.code().unwrap_or(-1), tail.join("; ")));
+        return Err(format!(
+            "exit status {}; {}",
+            out.status.code().unwrap_or(-1),
+            tail.join("; ")
+        ));
     }
     Err("check has no type".into())
 }
 
 /// A plain-HTTP GET expecting a 2xx answer.
-async fn http_check(url: &str, headers: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+async fn http_check(
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("unsupported URL {url:?} (Ward's checks speak plain http)"))?;
@@ -292,18 +333,32 @@ async fn http_check(url: &str, headers: &std::collections::BTreeMap<String, Stri
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr = if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    let mut stream = TcpStream::connect(&addr).await.map_err(|e| format!("Get {url:?}: {e}"))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: pebble\r\n");
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("Get {url:?}: {e}"))?;
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: pebble\r\n"
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.map_err(|e| format!("Get {url:?}: {e}"))?;
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("Get {url:?}: {e}"))?;
     let mut buf = vec![0u8; 1024];
     let mut got = 0;
     while got < buf.len() {
-        let n = stream.read(&mut buf[got..]).await.map_err(|e| format!("Get {url:?}: {e}"))?;
+        let n = stream
+            .read(&mut buf[got..])
+            .await
+            .map_err(|e| format!("Get {url:?}: {e}"))?;
         if n == 0 {
             break;
         }
@@ -327,10 +382,8 @@ async fn http_check(url: &str, headers: &std::collections::BTreeMap<String, Stri
 
 /// The API view of checks.
 pub fn list(d: &Arc<Daemon>, level: Option<&str>, names: &[String]) -> Value {
+    // Checks are registered on replan; plan checks not yet replanned are listed as inactive.
     let mut inner = d.lock();
-    if inner.checks.len() != inner.plan.combined.checks.len() {
-        // Checks are registered on replan; list plan checks not yet replanned as inactive.
-    }
     let mut out = Vec::new();
     let plan = inner.plan.combined.checks.clone();
     for (name, config) in &plan {
@@ -346,13 +399,23 @@ pub fn list(d: &Arc<Daemon>, level: Option<&str>, names: &[String]) -> Value {
         let run = inner.checks.get_mut(name);
         let (status, successes, failures, change, prev) = match run {
             Some(r) if r.active => (
-                if r.failures >= r.config.threshold() { "down" } else { "up" },
+                if r.failures >= r.config.threshold() {
+                    "down"
+                } else {
+                    "up"
+                },
                 r.successes,
                 r.failures,
                 r.change_id,
                 r.prev_change_id,
             ),
-            Some(r) => ("inactive", r.successes, r.failures, r.change_id, r.prev_change_id),
+            Some(r) => (
+                "inactive",
+                r.successes,
+                r.failures,
+                r.change_id,
+                r.prev_change_id,
+            ),
             None => ("inactive", 0, 0, None, None),
         };
         let mut entry = json!({
@@ -394,9 +457,4 @@ pub fn healthy(d: &Arc<Daemon>, level: Option<&str>, names: &[String]) -> bool {
         };
         !(counted && run.active && run.failures >= run.config.threshold())
     })
-}
-
-/// Time until a check is first performed (for tests and docs).
-pub fn first_delay(check: &Check) -> Duration {
-    check.period()
 }

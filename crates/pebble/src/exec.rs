@@ -59,8 +59,13 @@ pub fn start(d: &Arc<Daemon>, req: ExecRequest) -> Result<(u64, Value), ExecErro
         None | Some("") => None,
         Some(t) => Some(parse_duration(t).map_err(|e| (400, format!("invalid timeout: {e}")))?),
     };
-    let (mut user_id, mut user, mut group_id, mut group, mut dir) =
-        (req.user_id, req.user, req.group_id, req.group, req.working_dir);
+    let (mut user_id, mut user, mut group_id, mut group, mut dir) = (
+        req.user_id,
+        req.user,
+        req.group_id,
+        req.group,
+        req.working_dir,
+    );
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), DEFAULT_PATH.into());
     env.insert("LANG".into(), "C.UTF-8".into());
@@ -76,38 +81,66 @@ pub fn start(d: &Arc<Daemon>, req: ExecRequest) -> Result<(u64, Value), ExecErro
         group = group.or(svc.group.clone());
         dir = dir.or(svc.working_dir.clone());
     }
-    let ids = resolve_ids(user_id, user.as_deref(), group_id, group.as_deref()).map_err(|e| (400, e))?;
+    let ids =
+        resolve_ids(user_id, user.as_deref(), group_id, group.as_deref()).map_err(|e| (400, e))?;
     let uid = ids.map_or_else(|| nix::unistd::getuid().as_raw(), |(u, _)| u);
     for (k, v) in user_env(uid) {
         env.entry(k).or_insert(v);
     }
     env.extend(req.environment.unwrap_or_default());
     let dir = dir.filter(|d| !d.is_empty()).unwrap_or_else(|| {
-        env.get("HOME").filter(|h| Path::new(h).is_dir()).cloned().unwrap_or_else(|| "/".into())
+        env.get("HOME")
+            .filter(|h| Path::new(h).is_dir())
+            .cloned()
+            .unwrap_or_else(|| "/".into())
     });
-    let path = look_path(&program, env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH))
-        .ok_or_else(|| (400, format!("cannot find executable {program:?}")))?;
+    let path = look_path(
+        &program,
+        env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH),
+    )
+    .ok_or_else(|| (400, format!("cannot find executable {program:?}")))?;
     if req.terminal.unwrap_or(false) {
-        return Err((500, "cannot call exec: terminal mode is not supported by Ward's Pebble".into()));
+        return Err((
+            500,
+            "cannot call exec: terminal mode is not supported by Ward's Pebble".into(),
+        ));
     }
     if req.interactive.unwrap_or(false) {
-        return Err((500, "cannot call exec: interactive mode requires a terminal".into()));
+        return Err((
+            500,
+            "cannot call exec: interactive mode requires a terminal".into(),
+        ));
     }
     if !Path::new(&dir).is_dir() {
-        return Err((500, format!("cannot call exec: working directory {dir:?} does not exist")));
+        return Err((
+            500,
+            format!("cannot call exec: working directory {dir:?} does not exist"),
+        ));
     }
     let split = req.split_stderr.unwrap_or(false);
     let (tx, rx) = mpsc::channel(4);
     let mut inner = d.lock();
     let summary = format!("Execute command {program:?}");
-    let (change, tasks) =
-        inner.state.new_change("exec", &summary, &[("exec".to_string(), summary.clone())], Map::new());
+    let (change, tasks) = inner.state.new_change(
+        "exec",
+        &summary,
+        &[("exec".to_string(), summary.clone())],
+        Map::new(),
+    );
     let task = tasks[0];
     inner.execs.insert(task, tx);
     drop(inner);
     d.bump();
     let result = json!({"task-id": task.to_string(), "environment": env, "working-dir": dir});
-    let job = Job { path, argv: command, env, dir, ids, timeout, split };
+    let job = Job {
+        path,
+        argv: command,
+        env,
+        dir,
+        ids,
+        timeout,
+        split,
+    };
     let d = d.clone();
     tokio::spawn(async move { run(d, change, task, job, rx).await });
     Ok((change, result))
@@ -116,7 +149,8 @@ pub fn start(d: &Arc<Daemon>, req: ExecRequest) -> Result<(u64, Value), ExecErro
 fn look_path(program: &str, path: &str) -> Option<String> {
     let executable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if program.contains('/') {
         return executable(Path::new(program)).then(|| program.to_string());
@@ -141,7 +175,9 @@ struct Job {
 fn finish(d: &Arc<Daemon>, change: u64, task: u64, exit_code: i64, error: Option<String>) {
     let mut inner = d.lock();
     inner.execs.remove(&task);
-    inner.state.set_data(change, task, "exit-code", json!(exit_code));
+    inner
+        .state
+        .set_data(change, task, "exit-code", json!(exit_code));
     match error {
         Some(e) => {
             inner.state.log(change, task, "ERROR", &e);
@@ -153,7 +189,13 @@ fn finish(d: &Arc<Daemon>, change: u64, task: u64, exit_code: i64, error: Option
     d.bump();
 }
 
-async fn run(d: Arc<Daemon>, change: u64, task: u64, job: Job, mut rx: mpsc::Receiver<(String, WebSocket)>) {
+async fn run(
+    d: Arc<Daemon>,
+    change: u64,
+    task: u64,
+    job: Job,
+    mut rx: mpsc::Receiver<(String, WebSocket)>,
+) {
     d.lock().state.set_status(change, task, Status::Doing);
     d.bump();
     let mut sockets: BTreeMap<String, WebSocket> = BTreeMap::new();
@@ -170,8 +212,17 @@ async fn run(d: Arc<Daemon>, change: u64, task: u64, job: Job, mut rx: mpsc::Rec
             _ => break,
         }
     }
-    let (Some(stdio), true) = (sockets.remove("stdio"), !need_stderr || sockets.contains_key("stderr")) else {
-        finish(&d, change, task, -1, Some("timeout waiting for websocket connections".into()));
+    let (Some(stdio), true) = (
+        sockets.remove("stdio"),
+        !need_stderr || sockets.contains_key("stderr"),
+    ) else {
+        finish(
+            &d,
+            change,
+            task,
+            -1,
+            Some("timeout waiting for websocket connections".into()),
+        );
         return;
     };
     let stderr_ws = sockets.remove("stderr");
@@ -194,7 +245,13 @@ async fn run(d: Arc<Daemon>, change: u64, task: u64, job: Job, mut rx: mpsc::Rec
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            finish(&d, change, task, -1, Some(format!("cannot start command: {e}")));
+            finish(
+                &d,
+                change,
+                task,
+                -1,
+                Some(format!("cannot start command: {e}")),
+            );
             return;
         }
     };
@@ -231,11 +288,17 @@ async fn run(d: Arc<Daemon>, change: u64, task: u64, job: Job, mut rx: mpsc::Rec
             let (sink, mut stream) = ws.split();
             let tx = writer(sink);
             tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
-            pumps.push(tokio::spawn(pump_all(vec![stdout.map(boxed)], stdio_tx.clone())));
+            pumps.push(tokio::spawn(pump_all(
+                vec![stdout.map(boxed)],
+                stdio_tx.clone(),
+            )));
             pumps.push(tokio::spawn(pump_all(vec![stderr.map(boxed)], tx)));
         }
         None => {
-            pumps.push(tokio::spawn(pump_all(vec![stdout.map(boxed), stderr.map(boxed)], stdio_tx.clone())));
+            pumps.push(tokio::spawn(pump_all(
+                vec![stdout.map(boxed), stderr.map(boxed)],
+                stdio_tx.clone(),
+            )));
         }
     }
     // control: signals; closed when the process exits.
@@ -249,7 +312,14 @@ async fn run(d: Arc<Daemon>, change: u64, task: u64, job: Job, mut rx: mpsc::Rec
     let (code, error) = match waited {
         Ok(Ok(status)) => {
             use std::os::unix::process::ExitStatusExt;
-            (i64::from(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))), None)
+            (
+                i64::from(
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                ),
+                None,
+            )
         }
         Ok(Err(e)) => (-1, Some(format!("cannot wait for command: {e}"))),
         Err(_) => {
@@ -288,9 +358,7 @@ fn boxed<R: AsyncRead + Unpin + Send + 'static>(r: R) -> Reader {
 
 /// A task owning a websocket's sink, fed by a channel; it closes the socket when every
 /// sender is gone.
-fn writer(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-) -> mpsc::Sender<Message> {
+fn writer(mut sink: futures_util::stream::SplitSink<WebSocket, Message>) -> mpsc::Sender<Message> {
     let (tx, mut rx) = mpsc::channel::<Message>(16);
     tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
@@ -313,7 +381,11 @@ async fn pump_all(readers: Vec<Option<Reader>>, tx: mpsc::Sender<Message>) {
                 match r.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if tx.send(Message::Binary(buf[..n].to_vec().into())).await.is_err() {
+                        if tx
+                            .send(Message::Binary(buf[..n].to_vec().into()))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -325,7 +397,11 @@ async fn pump_all(readers: Vec<Option<Reader>>, tx: mpsc::Sender<Message>) {
     let _ = tx.send(Message::Text(r#"{"command":"end"}"#.into())).await;
 }
 
-async fn control_loop(mut ws: WebSocket, pid: Option<i32>, mut done: tokio::sync::oneshot::Receiver<()>) {
+async fn control_loop(
+    mut ws: WebSocket,
+    pid: Option<i32>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
     loop {
         tokio::select! {
             _ = &mut done => {

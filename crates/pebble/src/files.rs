@@ -26,11 +26,17 @@ impl FileError {
             std::io::ErrorKind::PermissionDenied => "permission-denied",
             _ => "generic-file-error",
         };
-        FileError { message: format!("{what}: {e}"), kind }
+        FileError {
+            message: format!("{what}: {}", go_error(e)),
+            kind,
+        }
     }
 
     fn generic(message: String) -> FileError {
-        FileError { message, kind: "generic-file-error" }
+        FileError {
+            message,
+            kind: "generic-file-error",
+        }
     }
 
     /// As the JSON `error` object.
@@ -48,13 +54,31 @@ impl FileError {
     }
 }
 
+/// An OS error as Go prints it ("no such file or directory"), without Rust's "(os error N)".
+pub fn go_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 /// Checks that a path from a request is absolute and normalised.
 pub fn check_path(path: &str) -> Result<PathBuf, FileError> {
     if !path.starts_with('/') {
-        return Err(FileError::generic(format!("paths must be absolute, got {path:?}")));
+        return Err(FileError::generic(format!(
+            "paths must be absolute, got {path:?}"
+        )));
     }
     if path.split('/').any(|c| c == ".." || c == ".") {
-        return Err(FileError::generic(format!("paths must be clean, got {path:?}")));
+        return Err(FileError::generic(format!(
+            "paths must be clean, got {path:?}"
+        )));
     }
     Ok(PathBuf::from(path))
 }
@@ -62,9 +86,12 @@ pub fn check_path(path: &str) -> Result<PathBuf, FileError> {
 /// Reads one file for `action=read`.
 pub fn read_file(path: &str) -> Result<Vec<u8>, FileError> {
     let p = check_path(path)?;
-    let meta = std::fs::metadata(&p).map_err(|e| FileError::from_io(&e, &format!("stat {path}")))?;
+    let meta =
+        std::fs::metadata(&p).map_err(|e| FileError::from_io(&e, &format!("stat {path}")))?;
     if !meta.is_file() {
-        return Err(FileError::generic(format!("can only read a regular file: {path:?}")));
+        return Err(FileError::generic(format!(
+            "can only read a regular file: {path:?}"
+        )));
     }
     std::fs::read(&p).map_err(|e| FileError::from_io(&e, &format!("open {path}")))
 }
@@ -118,8 +145,12 @@ fn info(path: &Path, name: &str) -> Result<Value, FileError> {
 /// `action=list`.
 pub fn list(path: &str, pattern: Option<&str>, itself: bool) -> Result<Value, FileError> {
     let p = check_path(path)?;
-    let meta = std::fs::metadata(&p).map_err(|e| FileError::from_io(&e, &format!("stat {path}")))?;
-    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "/".into());
+    let meta =
+        std::fs::metadata(&p).map_err(|e| FileError::from_io(&e, &format!("stat {path}")))?;
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "/".into());
     if !meta.is_dir() || itself {
         return Ok(Value::Array(vec![info(&p, &name)?]));
     }
@@ -190,8 +221,13 @@ pub struct Owner {
 
 impl Owner {
     fn ids(&self) -> Result<Option<(u32, u32)>, FileError> {
-        resolve_ids(self.user_id, self.user.as_deref(), self.group_id, self.group.as_deref())
-            .map_err(FileError::generic)
+        resolve_ids(
+            self.user_id,
+            self.user.as_deref(),
+            self.group_id,
+            self.group.as_deref(),
+        )
+        .map_err(FileError::generic)
     }
 }
 
@@ -205,7 +241,9 @@ fn parse_perm(p: Option<&str>, default: u32) -> Result<u32, FileError> {
                 )));
             }
             u32::from_str_radix(text, 8).map_err(|_| {
-                FileError::generic(format!("permissions must be a 3- or 4-digit octal string, got {text:?}"))
+                FileError::generic(format!(
+                    "permissions must be a 3- or 4-digit octal string, got {text:?}"
+                ))
             })
         }
     }
@@ -222,7 +260,8 @@ fn make_parents(dir: &Path, ids: Option<(u32, u32)>) -> Result<(), FileError> {
         cur = d.parent();
     }
     for d in missing.iter().rev() {
-        std::fs::create_dir(d).map_err(|e| FileError::from_io(&e, &format!("mkdir {}", d.display())))?;
+        std::fs::create_dir(d)
+            .map_err(|e| FileError::from_io(&e, &format!("mkdir {}", d.display())))?;
         let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755));
         if let Some((uid, gid)) = ids {
             std::os::unix::fs::chown(d, Some(uid), Some(gid))
@@ -257,7 +296,9 @@ pub fn write_file(item: &WriteItem, content: &[u8]) -> Result<(), FileError> {
     }
     let tmp = parent.join(format!(
         ".{}.pebble-{:08x}",
-        p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
         rand::random::<u32>()
     ));
     let result = (|| {
@@ -267,15 +308,18 @@ pub fn write_file(item: &WriteItem, content: &[u8]) -> Result<(), FileError> {
             .mode_compat(perm)
             .open(&tmp)
             .map_err(|e| FileError::from_io(&e, &format!("open {}", item.path)))?;
-        f.write_all(content).map_err(|e| FileError::from_io(&e, &format!("write {}", item.path)))?;
-        f.sync_all().map_err(|e| FileError::from_io(&e, &format!("sync {}", item.path)))?;
+        f.write_all(content)
+            .map_err(|e| FileError::from_io(&e, &format!("write {}", item.path)))?;
+        f.sync_all()
+            .map_err(|e| FileError::from_io(&e, &format!("sync {}", item.path)))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perm))
             .map_err(|e| FileError::from_io(&e, &format!("chmod {}", item.path)))?;
         if let Some((uid, gid)) = ids {
             std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
                 .map_err(|e| FileError::from_io(&e, &format!("chown {}", item.path)))?;
         }
-        std::fs::rename(&tmp, &p).map_err(|e| FileError::from_io(&e, &format!("rename {}", item.path)))
+        std::fs::rename(&tmp, &p)
+            .map_err(|e| FileError::from_io(&e, &format!("rename {}", item.path)))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

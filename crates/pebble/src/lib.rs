@@ -22,7 +22,6 @@ pub mod users;
 pub mod util;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 pub use daemon::Daemon;
 
@@ -67,7 +66,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
 /// code.
 pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     if opts.create_dirs {
-        std::fs::create_dir_all(opts.dir.join("layers")).map_err(io(format!("cannot create {}", opts.dir.display())))?;
+        std::fs::create_dir_all(opts.dir.join("layers"))
+            .map_err(io(format!("cannot create {}", opts.dir.display())))?;
     }
     copy_once(&opts.dir)?;
     let d = Daemon::new(&opts.dir)?;
@@ -76,12 +76,22 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     let server = {
         let app = app.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<api::Peer>()).await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<api::Peer>(),
+            )
+            .await
         })
     };
     if let Some(addr) = &opts.http {
-        let addr = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.clone() };
-        let tcp = tokio::net::TcpListener::bind(&addr).await.map_err(io(format!("cannot listen on {addr}")))?;
+        let addr = if addr.starts_with(':') {
+            format!("0.0.0.0{addr}")
+        } else {
+            addr.clone()
+        };
+        let tcp = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(io(format!("cannot listen on {addr}")))?;
         tokio::spawn(async move {
             axum::serve(tcp, app.into_make_service_with_connect_info::<api::Peer>()).await
         });
@@ -93,9 +103,14 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     if !opts.hold {
         let _ = services::request(&d, services::Action::Autostart, &[]);
     }
-    eprintln!("Started daemon (Ward's Pebble {}), API on {}", daemon::VERSION, opts.socket.display());
+    eprintln!(
+        "Started daemon (Ward's Pebble {}), API on {}",
+        daemon::VERSION,
+        opts.socket.display()
+    );
     let mut exit = d.exit.subscribe();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("cannot watch SIGTERM"))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io("cannot watch SIGTERM"))?;
     let code = tokio::select! {
         _ = term.recv() => 0,
         _ = tokio::signal::ctrl_c() => 0,
@@ -110,7 +125,8 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
 
 fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, RunError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(io(format!("cannot create {}", parent.display())))?;
     }
     // A socket left by an earlier run is replaced; anything else at the path is an error.
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -119,29 +135,36 @@ fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, RunError> {
             let _ = std::fs::remove_file(path);
         }
     }
-    let listener = tokio::net::UnixListener::bind(path).map_err(io(format!("cannot listen on {}", path.display())))?;
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(io(format!("cannot listen on {}", path.display())))?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(io("cannot chmod socket"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(io("cannot chmod socket"))?;
     Ok(listener)
 }
 
 /// `PEBBLE_COPY_ONCE`: copy a rock's default layers into an empty `$PEBBLE` once.
 fn copy_once(dir: &Path) -> Result<(), RunError> {
-    let Some(src) = std::env::var_os("PEBBLE_COPY_ONCE") else { return Ok(()) };
+    let Some(src) = std::env::var_os("PEBBLE_COPY_ONCE") else {
+        return Ok(());
+    };
     let src = PathBuf::from(src).join("layers");
     let dst = dir.join("layers");
-    let empty = std::fs::read_dir(&dst).map(|mut d| d.next().is_none()).unwrap_or(true);
+    let empty = std::fs::read_dir(&dst)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
     if !empty || !src.is_dir() {
         return Ok(());
     }
     std::fs::create_dir_all(&dst).map_err(io(format!("cannot create {}", dst.display())))?;
-    for entry in std::fs::read_dir(&src).map_err(io(format!("cannot read {}", src.display())))?.flatten() {
+    for entry in std::fs::read_dir(&src)
+        .map_err(io(format!("cannot read {}", src.display())))?
+        .flatten()
+    {
         if entry.path().is_file() {
-            std::fs::copy(entry.path(), dst.join(entry.file_name())).map_err(io("cannot copy layer"))?;
+            std::fs::copy(entry.path(), dst.join(entry.file_name()))
+                .map_err(io("cannot copy layer"))?;
         }
     }
     Ok(())
 }
-
-/// Keeps `Arc` in the public API surface for embedding.
-pub type SharedDaemon = Arc<Daemon>;

@@ -18,9 +18,13 @@ fn main() {
             println!("{}", pebble::daemon::VERSION);
         }
         Some("run") => {
-            let dir = PathBuf::from(std::env::var("PEBBLE").unwrap_or_else(|_| "/var/lib/pebble/default".into()));
+            let dir = PathBuf::from(
+                std::env::var("PEBBLE").unwrap_or_else(|_| "/var/lib/pebble/default".into()),
+            );
             let mut opts = pebble::RunOptions {
-                socket: std::env::var_os("PEBBLE_SOCKET").map(PathBuf::from).unwrap_or_else(|| dir.join(".pebble.socket")),
+                socket: std::env::var_os("PEBBLE_SOCKET")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| dir.join(".pebble.socket")),
                 dir,
                 http: None,
                 hold: false,
@@ -43,7 +47,10 @@ fn main() {
                     other => fail(&format!("unknown option {other:?}")),
                 }
             }
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => fail(&format!("cannot start runtime: {e}")),
             };

@@ -67,7 +67,9 @@ impl Serialize for GoDuration {
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text).map(GoDuration).map_err(serde::de::Error::custom)
+        parse_duration(&text)
+            .map(GoDuration)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -147,8 +149,24 @@ impl Service {
                 if let Some(v) = &other.$f { self.$f = Some(v.clone()); }
             )*};
         }
-        take!(summary, description, startup, r#override, command, user_id, user, group_id);
-        take!(group, working_dir, on_success, on_failure, backoff_delay, backoff_factor);
+        take!(
+            summary,
+            description,
+            startup,
+            r#override,
+            command,
+            user_id,
+            user,
+            group_id
+        );
+        take!(
+            group,
+            working_dir,
+            on_success,
+            on_failure,
+            backoff_delay,
+            backoff_factor
+        );
         take!(backoff_limit, kill_delay, workload);
         self.after.extend(other.after.iter().cloned());
         self.before.extend(other.before.iter().cloned());
@@ -159,7 +177,8 @@ impl Service {
 
     /// Back-off delay with its default.
     pub fn backoff_delay(&self) -> Duration {
-        self.backoff_delay.map_or(Duration::from_millis(500), |d| d.0)
+        self.backoff_delay
+            .map_or(Duration::from_millis(500), |d| d.0)
     }
 
     /// Back-off factor with its default.
@@ -334,7 +353,9 @@ impl Check {
 
     /// Timeout with its default, capped to the period.
     pub fn timeout(&self) -> Duration {
-        self.timeout.map_or(Duration::from_secs(3), |d| d.0).min(self.period())
+        self.timeout
+            .map_or(Duration::from_secs(3), |d| d.0)
+            .min(self.period())
     }
 
     /// Threshold with its default.
@@ -365,7 +386,15 @@ fn take_exec(mine: &mut ExecCheck, e: &ExecCheck) {
             if let Some(v) = &e.$f { mine.$f = Some(v.clone()); }
         )*};
     }
-    take!(command, service_context, user_id, user, group_id, group, working_dir);
+    take!(
+        command,
+        service_context,
+        user_id,
+        user,
+        group_id,
+        group,
+        working_dir
+    );
     mine.environment.extend(e.environment.clone());
 }
 
@@ -413,7 +442,11 @@ pub struct Layer {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, Check>,
     /// Log targets.
-    #[serde(default, rename = "log-targets", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        rename = "log-targets",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub log_targets: BTreeMap<String, LogTarget>,
 }
 
@@ -441,9 +474,14 @@ impl Layer {
                 return err(format!("cannot use reserved service name {name:?}"));
             }
             if name.starts_with('-') {
-                return err(format!("cannot use service name {name:?}: starting with \"-\""));
+                return err(format!(
+                    "cannot use service name {name:?}: starting with \"-\""
+                ));
             }
-            for (field, action) in [("on-success", service.on_success), ("on-failure", service.on_failure)] {
+            for (field, action) in [
+                ("on-success", service.on_success),
+                ("on-failure", service.on_failure),
+            ] {
                 match (field, action) {
                     ("on-success", Some(ServiceAction::SuccessShutdown))
                     | ("on-failure", Some(ServiceAction::FailureShutdown)) => {
@@ -471,7 +509,9 @@ impl Layer {
                 }
             }
             if let Some(cmd) = &service.command {
-                parse_command(cmd).map_err(|e| FormatError(format!("plan service {name:?} command invalid: {e}")))?;
+                parse_command(cmd).map_err(|e| {
+                    FormatError(format!("plan service {name:?} command invalid: {e}"))
+                })?;
             }
         }
         for (name, check) in &self.checks {
@@ -503,7 +543,10 @@ impl Layer {
 }
 
 fn action_name(a: Option<ServiceAction>) -> String {
-    serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(a)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Combines layers in order into one (Pebble's `CombineLayers`).
@@ -602,9 +645,16 @@ impl Plan {
             if service.command.as_deref().unwrap_or("").trim().is_empty() {
                 return err(format!("plan must define \"command\" for service {name:?}"));
             }
-            for dep in service.after.iter().chain(&service.before).chain(&service.requires) {
+            for dep in service
+                .after
+                .iter()
+                .chain(&service.before)
+                .chain(&service.requires)
+            {
                 if !services.contains_key(dep) {
-                    return err(format!("service {name:?} depends on undefined service {dep:?}"));
+                    return err(format!(
+                        "service {name:?} depends on undefined service {dep:?}"
+                    ));
                 }
             }
             for check in service.on_check_failure.keys() {
@@ -616,10 +666,16 @@ impl Plan {
             }
         }
         for (name, check) in &self.combined.checks {
-            let kinds = [check.http.is_some(), check.tcp.is_some(), check.exec.is_some()];
+            let kinds = [
+                check.http.is_some(),
+                check.tcp.is_some(),
+                check.exec.is_some(),
+            ];
             let count = kinds.iter().filter(|k| **k).count();
             if count == 0 {
-                return err(format!("plan must specify one of \"http\", \"tcp\" or \"exec\" for check {name:?}"));
+                return err(format!(
+                    "plan must specify one of \"http\", \"tcp\" or \"exec\" for check {name:?}"
+                ));
             }
             if count > 1 {
                 return err(format!("plan must specify only one of \"http\", \"tcp\" or \"exec\" for check {name:?}"));
@@ -639,8 +695,9 @@ impl Plan {
                 if cmd.trim().is_empty() {
                     return err(format!("plan must set \"command\" for exec check {name:?}"));
                 }
-                crate::util::shlex_split(cmd)
-                    .map_err(|m| FormatError(format!("plan check {name:?} command invalid: {m}")))?;
+                crate::util::shlex_split(cmd).map_err(|m| {
+                    FormatError(format!("plan check {name:?} command invalid: {m}"))
+                })?;
                 if let Some(ctx) = &e.service_context {
                     if !services.contains_key(ctx) {
                         return err(format!(
@@ -655,7 +712,9 @@ impl Plan {
                 return err(format!("plan must define \"type\" for log target {name:?}"));
             }
             if target.location.is_none() {
-                return err(format!("plan must define \"location\" for log target {name:?}"));
+                return err(format!(
+                    "plan must define \"location\" for log target {name:?}"
+                ));
             }
             for s in &target.services {
                 let s = s.strip_prefix('-').unwrap_or(s);
@@ -730,9 +789,15 @@ impl Plan {
                 .map(|(n, _)| *n)
                 .collect();
             if ready.is_empty() {
-                let left: Vec<&str> =
-                    predecessors.keys().filter(|n| !done.contains(*n)).copied().collect();
-                return err(format!("services in before/after loop: {}", left.join(", ")));
+                let left: Vec<&str> = predecessors
+                    .keys()
+                    .filter(|n| !done.contains(*n))
+                    .copied()
+                    .collect();
+                return err(format!(
+                    "services in before/after loop: {}",
+                    left.join(", ")
+                ));
             }
             for n in ready {
                 done.insert(n);
@@ -752,8 +817,12 @@ impl Plan {
         let mut lanes: Vec<Vec<String>> = Vec::new();
         for name in ordered {
             let linked = lane_of.iter().find_map(|(other, lane)| {
-                let a = services.get(name).is_some_and(|s| s.requires.contains(other));
-                let b = services.get(other).is_some_and(|s| s.requires.contains(name));
+                let a = services
+                    .get(name)
+                    .is_some_and(|s| s.requires.contains(other));
+                let b = services
+                    .get(other)
+                    .is_some_and(|s| s.requires.contains(name));
                 (a || b).then_some(*lane)
             });
             match linked {
@@ -803,7 +872,10 @@ pub fn read_layers_dir(dir: &Path) -> Result<Vec<Layer>, FormatError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(layers),
         Err(e) => return err(format!("cannot read layers directory: {e}")),
     };
-    let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     for name in names {
         let name = name.to_string_lossy().to_string();
@@ -860,7 +932,8 @@ fn valid_label(label: &str) -> bool {
     if b.len() < 3 || !b[0].is_ascii_lowercase() || label.ends_with('-') || label.contains("--") {
         return false;
     }
-    b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    b.iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 #[cfg(test)]
@@ -890,39 +963,74 @@ mod tests {
         assert_eq!(a.after, vec!["b", "b"]);
         assert_eq!(a.environment["X"], "1");
         assert_eq!(a.environment["Y"], "3");
-        assert_eq!(plan.combined.services["b"].command.as_deref(), Some("sleep 3"));
+        assert_eq!(
+            plan.combined.services["b"].command.as_deref(),
+            Some("sleep 3")
+        );
         assert_eq!(plan.start_order(&["a".into()]).unwrap(), vec!["a"]);
-        assert_eq!(plan.start_order(&["a".into(), "b".into()]).unwrap(), vec!["b", "a"]);
-        assert!(plan.to_yaml().starts_with("services:\n  a:\n    startup: enabled\n    override: merge\n    command: sleep 1\n"));
+        assert_eq!(
+            plan.start_order(&["a".into(), "b".into()]).unwrap(),
+            vec!["b", "a"]
+        );
+        assert!(plan.to_yaml().starts_with(
+            "services:\n  a:\n    startup: enabled\n    override: merge\n    command: sleep 1\n"
+        ));
     }
 
     #[test]
     fn strict_schema_and_pebble_messages() {
-        let e = Layer::parse(1, "x", "services:\n  a:\n    override: merge\n    comand: x\n").unwrap_err();
+        let e = Layer::parse(
+            1,
+            "x",
+            "services:\n  a:\n    override: merge\n    comand: x\n",
+        )
+        .unwrap_err();
         assert!(e.0.starts_with("cannot parse layer \"x\": "), "{e}");
         assert!(e.0.contains("comand"), "{e}");
         assert!(Layer::parse(1, "x", "bogus: 1\n").is_err());
-        assert!(Layer::parse(1, "x", "services:\n  a:\n    override: merge\n    kill-delay: 5\n").is_err());
+        assert!(Layer::parse(
+            1,
+            "x",
+            "services:\n  a:\n    override: merge\n    kill-delay: 5\n"
+        )
+        .is_err());
         let l = layer(1, "x", "services:\n  a:\n    command: x\n");
         assert_eq!(
             Plan::new(&[l]).unwrap_err().0,
             "layer \"x\" must define \"override\" for service \"a\""
         );
         let l = layer(1, "x", "services:\n  a:\n    override: replace\n");
-        assert_eq!(Plan::new(&[l]).unwrap_err().0, "plan must define \"command\" for service \"a\"");
+        assert_eq!(
+            Plan::new(&[l]).unwrap_err().0,
+            "plan must define \"command\" for service \"a\""
+        );
         let l = layer(
             1,
             "x",
             "services:\n  a:\n    override: replace\n    command: x\n    after: [b]\n  b:\n    override: replace\n    command: y\n    after: [a]\n",
         );
-        assert_eq!(Plan::new(&[l]).unwrap_err().0, "services in before/after loop: a, b");
-        assert!(Layer::parse(1, "x", "services:\n  pebble:\n    override: replace\n    command: x\n").is_err());
+        assert_eq!(
+            Plan::new(&[l]).unwrap_err().0,
+            "services in before/after loop: a, b"
+        );
+        assert!(Layer::parse(
+            1,
+            "x",
+            "services:\n  pebble:\n    override: replace\n    command: x\n"
+        )
+        .is_err());
     }
 
     #[test]
     fn layer_file_names() {
-        assert_eq!(layer_file_name("001-base.yaml"), Some((1, "base".into(), false)));
-        assert_eq!(layer_file_name("010-my-app.d"), Some((10, "my-app".into(), true)));
+        assert_eq!(
+            layer_file_name("001-base.yaml"),
+            Some((1, "base".into(), false))
+        );
+        assert_eq!(
+            layer_file_name("010-my-app.d"),
+            Some((10, "my-app".into(), true))
+        );
         assert_eq!(layer_file_name("1-base.yaml"), None);
         assert_eq!(layer_file_name("001-ab.yaml"), None);
         assert_eq!(layer_file_name("001-Base.yaml"), None);

@@ -80,7 +80,11 @@ impl LogBuffer {
 
     fn tail(&self, n: usize) -> Vec<String> {
         let skip = self.lines.len().saturating_sub(n);
-        self.lines.iter().skip(skip).map(|(_, l)| l.clone()).collect()
+        self.lines
+            .iter()
+            .skip(skip)
+            .map(|(_, l)| l.clone())
+            .collect()
     }
 }
 
@@ -125,7 +129,10 @@ impl Svc {
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(-1)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
 }
 
 /// Spawns the service's process (state and generation updated by the caller's lock).
@@ -178,20 +185,27 @@ fn spawn(d: &Arc<Daemon>, inner: &mut Inner, name: &str, running: bool) -> Resul
     if let Some(err) = child.stderr.take() {
         tokio::spawn(pump(err, name.to_string(), logs.clone()));
     }
-    let state = if running { SvcState::Running } else { SvcState::Starting };
-    let svc = inner.services.entry(name.to_string()).or_insert_with(|| Svc {
-        state: SvcState::Stopped,
-        since: now(),
-        generation: 0,
-        pid: None,
-        config: config.clone(),
-        started: Instant::now(),
-        backoff_num: 0,
-        backoff: Duration::ZERO,
-        logs,
-        start_waiter: None,
-        stop_waiters: Vec::new(),
-    });
+    let state = if running {
+        SvcState::Running
+    } else {
+        SvcState::Starting
+    };
+    let svc = inner
+        .services
+        .entry(name.to_string())
+        .or_insert_with(|| Svc {
+            state: SvcState::Stopped,
+            since: now(),
+            generation: 0,
+            pid: None,
+            config: config.clone(),
+            started: Instant::now(),
+            backoff_num: 0,
+            backoff: Duration::ZERO,
+            logs,
+            start_waiter: None,
+            stop_waiters: Vec::new(),
+        });
     svc.generation += 1;
     svc.pid = pid;
     svc.config = config;
@@ -218,7 +232,9 @@ async fn pump(stream: impl AsyncRead + Unpin, name: String, logs: Arc<Mutex<LogB
 
 fn on_exit(d: &Arc<Daemon>, name: &str, generation: u64, code: i32) {
     let mut inner = d.lock();
-    let Some(svc) = inner.services.get_mut(name) else { return };
+    let Some(svc) = inner.services.get_mut(name) else {
+        return;
+    };
     if svc.generation != generation {
         return;
     }
@@ -261,14 +277,18 @@ fn action_verb(action: ServiceAction) -> &'static str {
 }
 
 fn exited(d: &Arc<Daemon>, inner: &mut Inner, name: &str, code: i32) {
-    let Some(svc) = inner.services.get_mut(name) else { return };
+    let Some(svc) = inner.services.get_mut(name) else {
+        return;
+    };
     let action = exit_action(&svc.config, code);
     eprintln!("Service {name:?} stopped unexpectedly with code {code}");
     match action {
         ServiceAction::Restart => backoff(d, svc, name),
-        ServiceAction::Ignore => {
-            svc.set_state(if code == 0 { SvcState::Stopped } else { SvcState::Exited })
-        }
+        ServiceAction::Ignore => svc.set_state(if code == 0 {
+            SvcState::Stopped
+        } else {
+            SvcState::Exited
+        }),
         ServiceAction::Shutdown => {
             svc.set_state(SvcState::Exited);
             let _ = d.exit.send(Some(if code == 0 { 0 } else { 10 }));
@@ -293,7 +313,9 @@ fn backoff(d: &Arc<Daemon>, svc: &mut Svc, name: &str) {
     let delay = if svc.backoff_num == 0 {
         config.backoff_delay()
     } else {
-        svc.backoff.mul_f64(config.backoff_factor()).min(config.backoff_limit())
+        svc.backoff
+            .mul_f64(config.backoff_factor())
+            .min(config.backoff_limit())
     };
     svc.backoff_num += 1;
     svc.backoff = delay;
@@ -441,7 +463,9 @@ pub async fn stop(d: &Arc<Daemon>, name: &str) -> Result<Option<String>, String>
     d.bump();
     match tokio::time::timeout(kill_delay + FAIL_DELAY, rx).await {
         Ok(_) => Ok(None),
-        Err(_) => Err("cannot stop service: process still running after SIGTERM and SIGKILL".into()),
+        Err(_) => {
+            Err("cannot stop service: process still running after SIGTERM and SIGKILL".into())
+        }
     }
 }
 
@@ -456,7 +480,9 @@ pub fn signal(d: &Arc<Daemon>, name: &str, sig: Signal) -> Result<(), String> {
     match pid {
         Some(pid) => nix::sys::signal::kill(Pid::from_raw(pid), sig)
             .map_err(|e| format!("cannot send signal to {name:?}: {e}")),
-        None => Err(format!("cannot send signal to {name:?}: service is not running")),
+        None => Err(format!(
+            "cannot send signal to {name:?}: service is not running"
+        )),
     }
 }
 
@@ -528,12 +554,20 @@ fn summary(verb: &str, names: &[String]) -> String {
 
 /// Creates the change for a services request and runs it in the background.
 /// Errors are the API's 400 messages.
-pub fn request(d: &Arc<Daemon>, action: Action, names: &[String]) -> Result<u64, (String, Option<&'static str>)> {
+pub fn request(
+    d: &Arc<Daemon>,
+    action: Action,
+    names: &[String],
+) -> Result<u64, (String, Option<&'static str>)> {
     let mut inner = d.lock();
     let plan = inner.plan.clone();
-    let fail = |e: crate::plan::FormatError| (format!("cannot {} services: {e}", action.name()), None);
+    let fail =
+        |e: crate::plan::FormatError| (format!("cannot {} services: {e}", action.name()), None);
     let is_active = |inner: &Inner, n: &str| {
-        inner.services.get(n).is_some_and(|s| matches!(s.state, SvcState::Starting | SvcState::Running))
+        inner
+            .services
+            .get(n)
+            .is_some_and(|s| matches!(s.state, SvcState::Starting | SvcState::Running))
     };
     let enabled: Vec<String> = plan
         .combined
@@ -558,24 +592,38 @@ pub fn request(d: &Arc<Daemon>, action: Action, names: &[String]) -> Result<u64,
             if enabled.is_empty() {
                 return Err(("no default services".into(), Some("no-default-services")));
             }
-            (Vec::new(), plan.start_order(&enabled).map_err(fail)?, "Autostart")
+            (
+                Vec::new(),
+                plan.start_order(&enabled).map_err(fail)?,
+                "Autostart",
+            )
         }
         Action::Replan => {
             let mut stale: Vec<String> = inner
                 .services
                 .iter()
                 .filter(|(n, s)| {
-                    matches!(s.state, SvcState::Starting | SvcState::Running | SvcState::Backoff)
-                        && plan.combined.services.get(*n) != Some(&s.config)
+                    matches!(
+                        s.state,
+                        SvcState::Starting | SvcState::Running | SvcState::Backoff
+                    ) && plan.combined.services.get(*n) != Some(&s.config)
                 })
                 .map(|(n, _)| n.clone())
                 .collect();
-            let gone: Vec<String> =
-                stale.iter().filter(|n| !plan.combined.services.contains_key(*n)).cloned().collect();
+            let gone: Vec<String> = stale
+                .iter()
+                .filter(|n| !plan.combined.services.contains_key(*n))
+                .cloned()
+                .collect();
             stale.retain(|n| plan.combined.services.contains_key(n));
             let mut stops = plan.stop_order(&stale).map_err(fail)?;
             stops.extend(gone);
-            stops.retain(|n| inner.services.get(n).is_some_and(|s| s.state != SvcState::Stopped));
+            stops.retain(|n| {
+                inner
+                    .services
+                    .get(n)
+                    .is_some_and(|s| s.state != SvcState::Stopped)
+            });
             let mut want = enabled.clone();
             want.extend(stale.iter().cloned());
             let starts: Vec<String> = plan
@@ -597,19 +645,34 @@ pub fn request(d: &Arc<Daemon>, action: Action, names: &[String]) -> Result<u64,
         .iter()
         .map(|n| ("stop".to_string(), format!("Stop service {n:?}")))
         .collect();
-    tasks.extend(starts.iter().map(|n| ("start".to_string(), format!("Start service {n:?}"))));
+    tasks.extend(
+        starts
+            .iter()
+            .map(|n| ("start".to_string(), format!("Start service {n:?}"))),
+    );
     let mut data = Map::new();
     data.insert("service-names".into(), json!(all));
-    let (id, task_ids) = inner.state.new_change(action.name(), &summary(verb, &all), &tasks, data);
+    let (id, task_ids) = inner
+        .state
+        .new_change(action.name(), &summary(verb, &all), &tasks, data);
     if matches!(action, Action::Replan) {
         crate::checks::replan(d, &mut inner);
     }
     drop(inner);
     d.bump();
     let stop_tasks: Vec<(u64, String)> = task_ids.iter().copied().zip(stops).collect();
-    let start_tasks: Vec<(u64, String)> = task_ids[stop_tasks.len()..].iter().copied().zip(starts).collect();
+    let start_tasks: Vec<(u64, String)> = task_ids[stop_tasks.len()..]
+        .iter()
+        .copied()
+        .zip(starts)
+        .collect();
     let lanes: Vec<Vec<(u64, String)>> = plan
-        .lanes(&start_tasks.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>())
+        .lanes(
+            &start_tasks
+                .iter()
+                .map(|(_, n)| n.clone())
+                .collect::<Vec<_>>(),
+        )
         .into_iter()
         .map(|lane| {
             lane.into_iter()
@@ -638,7 +701,14 @@ pub fn request(d: &Arc<Daemon>, action: Action, names: &[String]) -> Result<u64,
     Ok(id)
 }
 
-async fn run_task(d: &Arc<Daemon>, change: u64, task: u64, name: &str, start_it: bool, hold: bool) -> bool {
+async fn run_task(
+    d: &Arc<Daemon>,
+    change: u64,
+    task: u64,
+    name: &str,
+    start_it: bool,
+    hold: bool,
+) -> bool {
     if hold {
         d.lock().state.set_status(change, task, Status::Hold);
         d.bump();
@@ -646,7 +716,11 @@ async fn run_task(d: &Arc<Daemon>, change: u64, task: u64, name: &str, start_it:
     }
     d.lock().state.set_status(change, task, Status::Doing);
     d.bump();
-    let result = if start_it { start(d, name).await } else { stop(d, name).await };
+    let result = if start_it {
+        start(d, name).await
+    } else {
+        stop(d, name).await
+    };
     let mut inner = d.lock();
     let ok = match result {
         Ok(info) => {
@@ -660,7 +734,10 @@ async fn run_task(d: &Arc<Daemon>, change: u64, task: u64, name: &str, start_it:
             // Pebble logs the service's last output apart from the error itself, so that the
             // change's `err` carries only the reason.
             let (reason, output) = match e.split_once("\nMost recent service output:") {
-                Some((r, o)) => (r.to_string(), Some(format!("Most recent service output:{o}"))),
+                Some((r, o)) => (
+                    r.to_string(),
+                    Some(format!("Most recent service output:{o}")),
+                ),
                 None => (e, None),
             };
             if let Some(output) = output {

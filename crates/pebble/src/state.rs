@@ -100,7 +100,11 @@ impl Change {
         if self.tasks.is_empty() {
             return self.empty_status;
         }
-        self.tasks.iter().map(|t| t.status).max_by_key(|s| s.rank()).unwrap_or(Status::Done)
+        self.tasks
+            .iter()
+            .map(|t| t.status)
+            .max_by_key(|s| s.rank())
+            .unwrap_or(Status::Done)
     }
 
     /// The change's error text, if any task failed.
@@ -288,7 +292,11 @@ impl State {
     }
 
     fn task_mut(&mut self, change: u64, task: u64) -> Option<&mut Task> {
-        self.changes.get_mut(&change)?.tasks.iter_mut().find(|t| t.id == task)
+        self.changes
+            .get_mut(&change)?
+            .tasks
+            .iter_mut()
+            .find(|t| t.id == task)
     }
 
     /// Sets a task's status, updating the change's readiness and notices.
@@ -300,7 +308,9 @@ impl State {
                 t.ready = Some(now());
             }
         }
-        let Some(c) = self.changes.get_mut(&change) else { return };
+        let Some(c) = self.changes.get_mut(&change) else {
+            return;
+        };
         let after = c.status();
         if after.ready() && c.ready.is_none() {
             c.ready = Some(now());
@@ -329,7 +339,9 @@ impl State {
     }
 
     fn change_notice(&mut self, change: u64) {
-        let Some(c) = self.changes.get(&change) else { return };
+        let Some(c) = self.changes.get(&change) else {
+            return;
+        };
         let mut data = BTreeMap::from([("kind".to_string(), c.kind.clone())]);
         if let Some(Value::String(name)) = c.data.get("check-name") {
             data.insert("check-name".into(), name.clone());
@@ -390,8 +402,12 @@ impl State {
 
     /// Drops ready changes beyond the newest 500 and expired notices.
     fn prune(&mut self) {
-        let ready: Vec<u64> =
-            self.changes.values().filter(|c| c.ready.is_some()).map(|c| c.id).collect();
+        let ready: Vec<u64> = self
+            .changes
+            .values()
+            .filter(|c| c.ready.is_some())
+            .map(|c| c.id)
+            .collect();
         if ready.len() > 500 {
             for id in &ready[..ready.len() - 500] {
                 self.changes.remove(id);

@@ -27,7 +27,9 @@ pub fn resolve_ids(
             let found = found.uid.as_raw();
             if let Some(id) = id {
                 if id != found {
-                    return Err(format!("user {name:?} UID ({found}) does not match user-id ({id})"));
+                    return Err(format!(
+                        "user {name:?} UID ({found}) does not match user-id ({id})"
+                    ));
                 }
             }
             found
@@ -46,7 +48,9 @@ pub fn resolve_ids(
             let found = found.gid.as_raw();
             if let Some(id) = id {
                 if id != found {
-                    return Err(format!("group {name:?} GID ({found}) does not match group-id ({id})"));
+                    return Err(format!(
+                        "group {name:?} GID ({found}) does not match group-id ({id})"
+                    ));
                 }
             }
             found
@@ -68,10 +72,16 @@ pub fn user_env(uid: u32) -> Vec<(String, String)> {
 
 /// A user's name, if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
-    User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
+    User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 /// A group's name, if it has one.
 pub fn group_name(gid: u32) -> Option<String> {
-    Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
+    Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
 }

@@ -43,7 +43,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "" => return Err(format!("time: missing unit in duration \"{text}\"")),
-            unit => return Err(format!("time: unknown unit \"{unit}\" in duration \"{text}\"")),
+            unit => {
+                return Err(format!(
+                    "time: unknown unit \"{unit}\" in duration \"{text}\""
+                ))
+            }
         };
         total += number * scale;
     }
@@ -120,7 +124,9 @@ pub fn parse_command(text: &str) -> Result<(Vec<String>, Vec<String>), String> {
     let mut closed = false;
     for word in words {
         if closed {
-            return Err(format!("cannot have any arguments after [ ... ] group in command {text:?}"));
+            return Err(format!(
+                "cannot have any arguments after [ ... ] group in command {text:?}"
+            ));
         }
         match word.as_str() {
             "[" if in_extra => {
@@ -171,7 +177,9 @@ pub fn shlex_split(text: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => word.push(c),
-                        None => return Err(format!("cannot parse command {text:?}: unclosed quote")),
+                        None => {
+                            return Err(format!("cannot parse command {text:?}: unclosed quote"))
+                        }
                     }
                 }
             }
@@ -188,11 +196,15 @@ pub fn shlex_split(text: &str) -> Result<Vec<String>, String> {
                                 word.push(c);
                             }
                             None => {
-                                return Err(format!("cannot parse command {text:?}: unclosed quote"))
+                                return Err(format!(
+                                    "cannot parse command {text:?}: unclosed quote"
+                                ))
                             }
                         },
                         Some(c) => word.push(c),
-                        None => return Err(format!("cannot parse command {text:?}: unclosed quote")),
+                        None => {
+                            return Err(format!("cannot parse command {text:?}: unclosed quote"))
+                        }
                     }
                 }
             }
