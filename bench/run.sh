@@ -12,6 +12,10 @@ out=bench/results/latest.md
   cargo build --release --quiet -p controller --bins --examples
   cargo run --release --quiet -p controller --example settle_bench -- 1000
   echo
+  echo "## ward-pebble: API latency, RSS with 10 services, idle CPU"
+  cargo build --release --quiet -p pebble --bins --examples
+  "${CARGO_TARGET_DIR:-target}/release/examples/pebble_bench" "${CARGO_TARGET_DIR:-target}/release/ward-pebble"
+  echo
   echo "## tls-certificates: CSR signing rate"
   cargo run --release --quiet -p interfaces --example signing_rate -- 2000
   echo

@@ -111,12 +111,12 @@ pub async fn run(opts: RunOptions) -> Result<i32, RunError> {
     let mut exit = d.exit.subscribe();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io("cannot watch SIGTERM"))?;
-    let code = tokio::select! {
-        _ = term.recv() => 0,
-        _ = tokio::signal::ctrl_c() => 0,
-        c = exit.wait_for(|c| c.is_some()) => c.map(|c| c.unwrap_or(0)).unwrap_or(0),
+    let (code, why) = tokio::select! {
+        _ = term.recv() => (0, "SIGTERM"),
+        _ = tokio::signal::ctrl_c() => (0, "SIGINT"),
+        c = exit.wait_for(|c| c.is_some()) => (c.map(|c| c.unwrap_or(0)).unwrap_or(0), "a service's shutdown action"),
     };
-    eprintln!("Stopping services and exiting with code {code}");
+    eprintln!("Stopping services ({why}) and exiting with code {code}");
     services::stop_all(&d).await;
     server.abort();
     let _ = std::fs::remove_file(&opts.socket);
