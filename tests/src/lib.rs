@@ -42,7 +42,32 @@ impl Model {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let ctl = Controller::open(cfg)?;
+        Self::run(Controller::open(cfg)?)
+    }
+
+    /// A controller whose units run in bubblewrap sandboxes (`SandboxSubstrate`), with
+    /// `pebble` as each workload container's entry point and the project's rocks.
+    pub fn start_sandboxed(home: &Path, jujuc: &Path, pebble: &Path) -> anyhow::Result<Model> {
+        let mut cfg = ControllerConfig::new(home);
+        cfg.jujuc_path = PathBuf::from(jujuc);
+        cfg.retry_base = Duration::from_millis(300);
+        let rocks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rocks");
+        let substrate = controller::SandboxSubstrate::new(controller::SandboxConfig {
+            root: home.join("units"),
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+            pebble: pebble.to_path_buf(),
+            rocks_dir: Some(rocks),
+            tools: vec![home.join("tools"), jujuc.to_path_buf()],
+            extra_ro_binds: Vec::new(),
+        })?;
+        Self::run(Controller::with_substrate(
+            cfg,
+            std::sync::Arc::new(substrate),
+            std::sync::Arc::new(controller::SystemClock),
+        )?)
+    }
+
+    fn run(ctl: Controller) -> anyhow::Result<Model> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -98,6 +98,20 @@ pub struct CharmMeta {
     /// Storage names and kinds (`filesystem` or `block`).
     #[serde(default)]
     pub storage: BTreeMap<String, String>,
+    /// Each container's OCI resource and storage mounts.
+    #[serde(default)]
+    pub container_specs: BTreeMap<String, ContainerSpec>,
+}
+
+/// A workload container as the charm's metadata declares it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The `oci-image` resource it runs (matched against Ward's rocks).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// `(storage name, location inside the container)`.
+    #[serde(default)]
+    pub mounts: Vec<(String, String)>,
 }
 
 impl CharmMeta {
@@ -180,10 +194,28 @@ pub fn read_meta(dir: &Path) -> Result<CharmMeta, CharmError> {
             });
         }
     }
-    out.containers = map_keys(base.get("containers"))
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    for (name, spec) in map_keys(base.get("containers")) {
+        let resource = spec
+            .get("resource")
+            .and_then(|r| r.as_str())
+            .map(str::to_string);
+        let mounts = spec
+            .get("mounts")
+            .and_then(|m| m.as_sequence())
+            .map(|seq| {
+                seq.iter()
+                    .filter_map(|m| {
+                        let storage = m.get("storage")?.as_str()?.to_string();
+                        let location = m.get("location")?.as_str()?.to_string();
+                        Some((storage, location))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.containers.push(name.clone());
+        out.container_specs
+            .insert(name, ContainerSpec { resource, mounts });
+    }
     for (name, spec) in map_keys(base.get("storage")) {
         let kind = spec
             .get("type")

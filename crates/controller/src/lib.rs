@@ -39,6 +39,7 @@ pub(crate) mod context;
 pub mod controller;
 pub mod hook;
 pub mod protocol;
+pub mod sandbox;
 pub(crate) mod server;
 pub mod store;
 pub mod substrate;
@@ -48,4 +49,5 @@ pub mod uniter;
 pub use controller::{
     Clock, Controller, ControllerConfig, ControllerError, StatusSnapshot, SystemClock,
 };
+pub use sandbox::{SandboxConfig, SandboxSubstrate};
 pub use substrate::{ProcessSubstrate, Substrate};

@@ -65,6 +65,11 @@ pub trait Substrate: Send + Sync + 'static {
     fn ready_containers(&self, _placement: &UnitPlacement) -> BTreeSet<String> {
         BTreeSet::new()
     }
+    /// True while some of the unit's containers are still starting: the uniter then looks
+    /// again soon instead of sleeping until the next event.
+    fn awaiting_containers(&self, _placement: &UnitPlacement) -> bool {
+        false
+    }
     /// Remove the unit's resources.
     fn teardown(&self, placement: &UnitPlacement) -> std::io::Result<()>;
 }
@@ -145,59 +150,7 @@ impl Substrate for ProcessSubstrate {
         _placement: &'a UnitPlacement,
         run: HookInvocation,
     ) -> BoxFuture<'a, std::io::Result<HookOutput>> {
-        Box::pin(async move {
-            use tokio::io::AsyncReadExt;
-            let mut cmd = tokio::process::Command::new(&run.program);
-            cmd.args(&run.args)
-                .env_clear()
-                .envs(run.env.iter().map(|(k, v)| (k, v)))
-                .current_dir(&run.cwd)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                // Its own process group, so everything the hook started can be
-                // killed if the hook is abandoned (shutdown, crash).
-                .process_group(0)
-                .kill_on_drop(true);
-            let mut child = spawn_retrying_busy(&mut cmd).await?;
-            let guard = GroupGuard(child.id());
-            let mut out = child.stdout.take();
-            let mut err = child.stderr.take();
-            let read_out = tokio::spawn(async move {
-                let mut v = Vec::new();
-                if let Some(o) = out.as_mut() {
-                    let _ = o.read_to_end(&mut v).await;
-                }
-                v
-            });
-            let read_err = tokio::spawn(async move {
-                let mut v = Vec::new();
-                if let Some(e) = err.as_mut() {
-                    let _ = e.read_to_end(&mut v).await;
-                }
-                v
-            });
-            let status = child.wait().await?;
-            std::mem::forget(guard);
-            // A daemon the hook left running may hold the pipes open: take what
-            // arrived shortly after exit rather than waiting for it to die.
-            let grace = std::time::Duration::from_secs(2);
-            let stdout = tokio::time::timeout(grace, read_out)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let stderr = tokio::time::timeout(grace, read_err)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            Ok(HookOutput {
-                code: status.code(),
-                stdout,
-                stderr,
-            })
-        })
+        Box::pin(run_process(run))
     }
 
     fn teardown(&self, placement: &UnitPlacement) -> std::io::Result<()> {
@@ -205,5 +158,63 @@ impl Substrate for ProcessSubstrate {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// Runs one hook process to completion in its own process group, capturing its output.
+/// Dropping the future kills the group.
+pub(crate) async fn run_process(run: HookInvocation) -> std::io::Result<HookOutput> {
+    {
+        use tokio::io::AsyncReadExt;
+        let mut cmd = tokio::process::Command::new(&run.program);
+        cmd.args(&run.args)
+            .env_clear()
+            .envs(run.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&run.cwd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // Its own process group, so everything the hook started can be
+            // killed if the hook is abandoned (shutdown, crash).
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = spawn_retrying_busy(&mut cmd).await?;
+        let guard = GroupGuard(child.id());
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let read_out = tokio::spawn(async move {
+            let mut v = Vec::new();
+            if let Some(o) = out.as_mut() {
+                let _ = o.read_to_end(&mut v).await;
+            }
+            v
+        });
+        let read_err = tokio::spawn(async move {
+            let mut v = Vec::new();
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut v).await;
+            }
+            v
+        });
+        let status = child.wait().await?;
+        std::mem::forget(guard);
+        // A daemon the hook left running may hold the pipes open: take what
+        // arrived shortly after exit rather than waiting for it to die.
+        let grace = std::time::Duration::from_secs(2);
+        let stdout = tokio::time::timeout(grace, read_out)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let stderr = tokio::time::timeout(grace, read_err)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        Ok(HookOutput {
+            code: status.code(),
+            stdout,
+            stderr,
+        })
     }
 }

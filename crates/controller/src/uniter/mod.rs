@@ -101,9 +101,13 @@ async fn unit_loop(
             }
             None => {
                 // Look again at the next timer, and at least hourly.
-                let wake = next_wakeup(&remote, &local)
+                let mut wake = next_wakeup(&remote, &local)
                     .map(|t| t.saturating_sub(now).clamp(0, 3_600_000) as u64 + 5)
                     .unwrap_or(3_600_000);
+                if inner.substrate.awaiting_containers(&place) {
+                    // A workload's Pebble is still starting: look again soon for pebble-ready.
+                    wake = wake.min(100);
+                }
                 let sleep = tokio::time::sleep(Duration::from_millis(wake));
                 inner.set_idle(unit, true);
                 tokio::select! {
