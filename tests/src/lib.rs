@@ -28,6 +28,19 @@ pub struct Model {
     pub ctl: Controller,
     /// Its runtime (for `run_action` and friends).
     pub rt: tokio::runtime::Runtime,
+    /// With the sandbox substrate: stops the workload sandboxes when the model is dropped
+    /// (they outlive controllers by design).
+    pub sandboxes: Option<Sandboxes>,
+}
+
+/// The units' root of a sandboxed model; dropping it stops every workload sandbox there.
+#[derive(Debug)]
+pub struct Sandboxes(PathBuf);
+
+impl Drop for Sandboxes {
+    fn drop(&mut self) {
+        controller::sandbox::stop_all(&self.0);
+    }
 }
 
 impl Model {
@@ -60,11 +73,13 @@ impl Model {
             tools: vec![home.join("tools"), jujuc.to_path_buf()],
             extra_ro_binds: Vec::new(),
         })?;
-        Self::run(Controller::with_substrate(
+        let mut model = Self::run(Controller::with_substrate(
             cfg,
             std::sync::Arc::new(substrate),
             std::sync::Arc::new(controller::SystemClock),
-        )?)
+        )?)?;
+        model.sandboxes = Some(Sandboxes(home.join("units")));
+        Ok(model)
     }
 
     fn run(ctl: Controller) -> anyhow::Result<Model> {
@@ -74,7 +89,11 @@ impl Model {
             .build()?;
         let c = ctl.clone();
         rt.spawn(async move { c.run(std::future::pending()).await });
-        Ok(Model { ctl, rt })
+        Ok(Model {
+            ctl,
+            rt,
+            sandboxes: None,
+        })
     }
 }
 

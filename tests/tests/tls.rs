@@ -44,7 +44,7 @@ fn a_requirer_gets_a_certificate_that_openssl_verifies() {
     let req = home.path().join("req");
     copy_dir(&charms.join("charms/tls-requirer"), &req).unwrap();
 
-    let Model { ctl, rt } = Model::start(
+    let Model { ctl, rt, .. } = Model::start(
         &home.path().join("ward"),
         Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
         &[],

@@ -1,6 +1,5 @@
-//! Entry point of the postgresql charm (being built).
+//! The postgresql charm binary: Juju runs it as `dispatch`.
 
-fn main() {
-    eprintln!("postgresql charm: not built yet");
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    charm::run(postgresql_charm::PostgreSql::default())
 }

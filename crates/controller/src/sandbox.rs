@@ -278,6 +278,8 @@ fn base_fs() -> Vec<String> {
         "/proc".into(),
         "--dev".into(),
         "/dev".into(),
+        "--perms".into(),
+        "1777".into(),
         "--tmpfs".into(),
         "/tmp".into(),
     ]);
@@ -420,6 +422,27 @@ fn stop_sandbox(pid: u32, grace: std::time::Duration) {
             let _ = kill(Pid::from_raw(inner as i32), Signal::SIGKILL);
         }
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+}
+
+/// Stops every workload sandbox under a units root (`<root>/*/containers/*/sandbox.pid`):
+/// for tests and `ward destroy`, which must not leave workloads behind.
+pub fn stop_all(root: &Path) {
+    let Ok(units) = std::fs::read_dir(root) else {
+        return;
+    };
+    for unit in units.flatten() {
+        let Ok(containers) = std::fs::read_dir(unit.path().join("containers")) else {
+            continue;
+        };
+        for c in containers.flatten() {
+            if let Some(pid) = std::fs::read_to_string(c.path().join("sandbox.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+            {
+                stop_sandbox(pid, std::time::Duration::from_secs(20));
+            }
+        }
     }
 }
 

@@ -1,0 +1,241 @@
+//! Patroni: its config file, the Pebble layer that runs it, and its REST API.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::settings::Settings;
+
+/// Where the storage `pgdata` is mounted in the workload.
+pub const STORAGE: &str = "/var/lib/postgresql/data";
+/// Patroni's config file (in storage, so it survives the workload's restarts).
+pub const CONFIG_PATH: &str = "/var/lib/postgresql/data/patroni.yml";
+/// PostgreSQL's data directory.
+pub const DATA_DIR: &str = "/var/lib/postgresql/data/pgdata";
+/// PostgreSQL's binaries (Debian 12's PostgreSQL 15).
+pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// PostgreSQL's port.
+pub const PG_PORT: u16 = 5432;
+/// Patroni's REST API port.
+pub const REST_PORT: u16 = 8008;
+/// The raft DCS port.
+pub const RAFT_PORT: u16 = 2222;
+
+/// Passwords of the system users (never logged; the file holding them is 0600).
+#[derive(Clone)]
+pub struct Passwords {
+    /// Superuser `operator`.
+    pub operator: String,
+    /// `replication`.
+    pub replication: String,
+    /// `rewind`.
+    pub rewind: String,
+    /// Patroni's REST API (unsafe endpoints) and raft.
+    pub patroni: String,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passwords(<redacted>)")
+    }
+}
+
+/// What one unit's Patroni needs to know.
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    /// Cluster (scope) name: the application.
+    pub scope: &'a str,
+    /// Member name: the unit with `/` as `-`.
+    pub name: String,
+    /// The unit's address.
+    pub address: &'a str,
+    /// The other units' addresses.
+    pub peers: Vec<String>,
+    /// TLS files present (`ssl = on`).
+    pub tls: bool,
+}
+
+/// Renders patroni.yml (JSON is YAML).
+pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> String {
+    let mut parameters = serde_json::Map::new();
+    for (k, v) in &settings.parameters {
+        parameters.insert(k.clone(), json!(v));
+    }
+    parameters.insert("password_encryption".into(), json!("scram-sha-256"));
+    parameters.insert(
+        "unix_socket_directories".into(),
+        json!("/var/run/postgresql"),
+    );
+    parameters.insert("log_destination".into(), json!("stderr"));
+    if member.tls {
+        parameters.insert("ssl".into(), json!("on"));
+        parameters.insert(
+            "ssl_cert_file".into(),
+            json!(format!("{STORAGE}/tls/server.crt")),
+        );
+        parameters.insert(
+            "ssl_key_file".into(),
+            json!(format!("{STORAGE}/tls/server.key")),
+        );
+        parameters.insert("ssl_ca_file".into(), json!(format!("{STORAGE}/tls/ca.crt")));
+    }
+    let host = if settings.require_tls && member.tls {
+        "hostssl"
+    } else {
+        "host"
+    };
+    // scram-sha-256 only: no trust, no md5, no peer over the network. Peers reach each
+    // other from 127.0.0.1 on one machine (their source address is not bound).
+    let pg_hba = vec![
+        "local all all scram-sha-256".to_string(),
+        format!("{host} replication replication 127.0.0.0/8 scram-sha-256"),
+        format!("{host} replication replication 0.0.0.0/0 scram-sha-256"),
+        format!("{host} all all 0.0.0.0/0 scram-sha-256"),
+    ];
+    let mut dcs = json!({
+        "ttl": 30,
+        "loop_wait": 10,
+        "retry_timeout": 10,
+        "maximum_lag_on_failover": settings.maximum_lag_on_failover,
+        "synchronous_mode": settings.synchronous_mode,
+        "synchronous_mode_strict": settings.synchronous_mode && settings.synchronous_mode_strict,
+        "postgresql": {"use_pg_rewind": true, "parameters": {"wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on"}},
+    });
+    if let Some(n) = settings.synchronous_node_count {
+        dcs["synchronous_node_count"] = json!(n);
+    }
+    let raft_partners: Vec<String> = member
+        .peers
+        .iter()
+        .map(|p| format!("{p}:{RAFT_PORT}"))
+        .collect();
+    let doc = json!({
+        "scope": member.scope,
+        "name": member.name,
+        "log": {"level": "INFO"},
+        "restapi": {
+            "listen": format!("{}:{REST_PORT}", member.address),
+            "connect_address": format!("{}:{REST_PORT}", member.address),
+            "authentication": {"username": "patroni", "password": pw.patroni},
+        },
+        "raft": {
+            "data_dir": format!("{STORAGE}/raft"),
+            "self_addr": format!("{}:{RAFT_PORT}", member.address),
+            // Without it pysyncobj listens on 0.0.0.0, and the units' raft ports collide.
+            "bind_addr": format!("{}:{RAFT_PORT}", member.address),
+            "partner_addrs": raft_partners,
+            "password": pw.patroni,
+        },
+        "bootstrap": {
+            "dcs": dcs,
+            "initdb": [{"encoding": "UTF8"}, "data-checksums"],
+            "pg_hba": pg_hba.clone(),
+        },
+        "postgresql": {
+            "listen": format!("{}:{PG_PORT}", member.address),
+            "connect_address": format!("{}:{PG_PORT}", member.address),
+            "data_dir": DATA_DIR,
+            "bin_dir": BIN_DIR,
+            "pgpass": "/tmp/pgpass",
+            "authentication": {
+                "superuser": {"username": "operator", "password": pw.operator},
+                "replication": {"username": "replication", "password": pw.replication},
+                "rewind": {"username": "rewind", "password": pw.rewind},
+            },
+            "parameters": parameters,
+            "pg_hba": pg_hba,
+        },
+        "watchdog": {"mode": "off"},
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// The Pebble layer: Patroni as the `postgresql` service, and a readiness check on its
+/// REST API.
+pub fn layer(address: &str) -> String {
+    format!(
+        "summary: postgresql + patroni layer\nservices:\n  postgresql:\n    override: replace\n    summary: PostgreSQL managed by Patroni\n    command: patroni {CONFIG_PATH}\n    startup: enabled\n    user: postgres\n    group: postgres\n    environment:\n      PATRONI_LOG_LEVEL: INFO\nchecks:\n  postgresql:\n    override: replace\n    level: ready\n    period: 10s\n    threshold: 3\n    http:\n      url: http://{address}:{REST_PORT}/health\n"
+    )
+}
+
+/// A GET (or POST with a body) to Patroni's REST API; returns (status, JSON body).
+pub fn rest(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    password: Option<&str>,
+) -> std::io::Result<(u16, Value)> {
+    let addr: SocketAddr = format!("{address}:{REST_PORT}")
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("bad address {address}: {e}")))?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
+    if body.is_some() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(pw) = password {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("patroni:{pw}"));
+        req.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&payload);
+    s.write_all(req.as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out);
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let json = serde_json::from_str(body.trim())
+        .unwrap_or_else(|_| Value::String(body.trim().to_string()));
+    Ok((code, json))
+}
+
+/// This member's role as Patroni reports it: `primary`, `replica`, or why it is neither.
+pub fn role(address: &str) -> Result<String, String> {
+    match rest(address, "GET", "/patroni", None, None) {
+        Ok((_, v)) => {
+            let state = v["state"].as_str().unwrap_or("");
+            let role = v["role"].as_str().unwrap_or("");
+            match (state, role) {
+                ("running", "master" | "primary") => Ok("primary".into()),
+                ("running", "replica" | "standby_leader") => Ok("replica".into()),
+                (s, _) if !s.is_empty() => Err(s.replace('_', " ")),
+                _ => Err("Patroni answered without a state".into()),
+            }
+        }
+        Err(e) => Err(format!("Patroni's API is not answering ({e})")),
+    }
+}
+
+/// The cluster's members as Patroni reports them: (name, role, host).
+pub fn members(address: &str) -> std::io::Result<Vec<(String, String, String)>> {
+    let (_, v) = rest(address, "GET", "/cluster", None, None)?;
+    Ok(v["members"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    (
+                        m["name"].as_str().unwrap_or("").to_string(),
+                        m["role"].as_str().unwrap_or("").to_string(),
+                        m["host"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// `postgresql-0` → `postgresql/0`.
+pub fn unit_of(member: &str) -> String {
+    match member.rsplit_once('-') {
+        Some((app, n)) => format!("{app}/{n}"),
+        None => member.to_string(),
+    }
+}

@@ -1,0 +1,160 @@
+//! The postgresql charm under the sandbox substrate: one unit bootstraps a Patroni
+//! cluster and becomes the primary; two more join as streaming replicas; rows written on
+//! the primary are read on a replica, with the operator password from get-password.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use controller::Controller;
+use serde_json::json;
+use ward_e2e::{assert_no_hook_failed, copy_dir, settle, workload, Model};
+
+fn address(ctl: &Controller, unit: &str) -> String {
+    ctl.status()
+        .unwrap()
+        .applications
+        .iter()
+        .flat_map(|a| &a.units)
+        .find(|u| u.name == unit)
+        .map(|u| u.address.clone())
+        .unwrap_or_default()
+}
+
+/// psql as operator; the password goes in the environment, never in argv.
+fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            host,
+            "-U",
+            "operator",
+            "-d",
+            "postgres",
+            "-tAq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+#[test]
+fn one_unit_bootstraps_then_replicas_stream_from_it() {
+    // WARD_KEEP=1 keeps the model's directory (unit logs, Pebble logs) for a post-mortem.
+    let home = tempfile::Builder::new()
+        .prefix("wpg")
+        .disable_cleanup(std::env::var_os("WARD_KEEP").is_some())
+        .tempdir_in("/tmp")
+        .unwrap();
+    let charm = home.path().join("postgresql");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata/postgresql"),
+        &charm,
+    )
+    .unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_postgresql-charm"),
+        charm.join("dispatch"),
+    )
+    .unwrap();
+    let model = Model::start_sandboxed(
+        home.path(),
+        Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
+        Path::new(env!("CARGO_BIN_EXE_e2e-pebble")),
+    )
+    .unwrap();
+    let ctl = &model.ctl;
+    ctl.deploy(
+        "postgresql",
+        &charm,
+        1,
+        [("profile".to_string(), json!("testing"))].into(),
+    )
+    .unwrap();
+    settle(ctl, "postgresql/0 primary", Duration::from_secs(120), |c| {
+        workload(c, "postgresql/0") == ("active".into(), "Primary".into())
+    })
+    .unwrap();
+    assert_no_hook_failed(ctl);
+
+    let rt = &model.rt;
+    let task = rt
+        .block_on(ctl.run_action(
+            "postgresql/0",
+            "get-password",
+            json!({}),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    let password = task.results["password"].as_str().unwrap().to_string();
+    assert_eq!(password.len(), 32);
+    let primary = address(ctl, "postgresql/0");
+    psql(
+        &primary,
+        &password,
+        "CREATE TABLE ward_e2e (n int); INSERT INTO ward_e2e VALUES (42);",
+    )
+    .unwrap();
+    assert!(
+        psql(&primary, "wrong-password", "SELECT 1").is_err(),
+        "a wrong password is refused"
+    );
+    let method = psql(&primary, &password, "SHOW password_encryption").unwrap();
+    assert_eq!(method, "scram-sha-256");
+
+    ctl.add_unit("postgresql", 2).unwrap();
+    settle(ctl, "two replicas", Duration::from_secs(180), |c| {
+        workload(c, "postgresql/1") == ("active".into(), "Replica".into())
+            && workload(c, "postgresql/2") == ("active".into(), "Replica".into())
+    })
+    .unwrap();
+    assert_no_hook_failed(ctl);
+    let replica = address(ctl, "postgresql/1");
+    let mut got = String::new();
+    for _ in 0..50 {
+        got = psql(&replica, &password, "SELECT n FROM ward_e2e").unwrap_or_default();
+        if got == "42" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        got, "42",
+        "the row written on the primary is on the replica"
+    );
+    assert_eq!(
+        psql(&replica, &password, "SELECT pg_is_in_recovery()").unwrap(),
+        "t"
+    );
+
+    let task = rt
+        .block_on(ctl.run_action(
+            "postgresql/2",
+            "get-primary",
+            json!({}),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(task.results["primary"], "postgresql/0");
+    let bad = rt.block_on(ctl.run_action(
+        "postgresql/0",
+        "get-password",
+        json!({"username": "nobody"}),
+        Duration::from_secs(30),
+    ));
+    let failed = match bad {
+        Ok(t) => t.status != "completed",
+        Err(_) => true,
+    };
+    assert!(failed, "an unknown username is refused");
+}
