@@ -494,7 +494,9 @@ impl Backend for Memory {
             return Ok(r.local_unit_data.clone());
         }
         if owner == my_app && app {
-            if !leader {
+            // Juju lets every unit read its own application's bag in a peer relation
+            // (the remote application is this one); elsewhere only the leader may.
+            if !leader && r.remote_app != my_app {
                 return Err(Error::PermissionDenied {
                     what: format!(
                         "relation-get: only the leader may read its application's bag in {rel}"
