@@ -19,7 +19,7 @@ out=bench/results/latest.md
   echo "## tls-certificates: CSR signing rate"
   cargo run --release --quiet -p interfaces --example signing_rate -- 2000
   echo
-  echo "## ward-demo: Rust + ops charms from nothing to settled"
+  echo "## ward-demo: PostgreSQL (3 units) + self-signed-certificates from nothing to active/idle"
   cargo build --release --quiet -p ward-e2e --bins
-  "${CARGO_TARGET_DIR:-target}/release/ward-demo" tests/charms .venv/bin/python | grep -E "settled|greet on"
+  "${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root" | grep -E "active/idle after|psql:"
 } | tee "$out"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up this machine and run what Ward runs end to end today.
-# Today that is the embedded controller running a Rust SDK charm and a Canonical ops
-# charm side by side; the PostgreSQL + PgBouncer + TLS stack replaces it when the CLI
-# and the database charms land. Safe to run again.
+# The main job: set up this machine and run what Ward runs end to end today: the
+# embedded controller deploys PostgreSQL (3 units under Patroni) and the self-signed CA
+# in bubblewrap sandboxes, waits until they are active/idle, runs get-password and proves
+# replication with psql. PgBouncer, TLS between the charms and the `ward` CLI join it as
+# they land. Safe to run again (the workloads are stopped at the end).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,4 +12,4 @@ bash scripts/deps.sh
 echo "== building Ward (release)"
 cargo build --release --quiet -p ward-e2e --bins
 target=${CARGO_TARGET_DIR:-$root/target}
-"$target/release/ward-demo" "$root/tests/charms" "$root/.venv/bin/python"
+"$target/release/ward-demo" "$root"

@@ -33,6 +33,9 @@ pub const USERS_LABEL: &str = "postgresql-system-users";
 pub const USERS_KEY: &str = "system-users-secret";
 /// Peer application bag key: set by the leader once its Patroni bootstrapped the cluster.
 pub const INITIALISED_KEY: &str = "cluster-initialised";
+/// Peer application bag key: the address of the unit that bootstrapped the cluster, which
+/// every joining unit's raft must have among its partners.
+pub const BOOTSTRAP_ADDRESS_KEY: &str = "bootstrap-address";
 /// The system users whose passwords the charm keeps.
 pub const SYSTEM_USERS: [&str; 6] = [
     "operator",
@@ -156,11 +159,21 @@ impl PostgreSql {
                 peers.push(a.clone());
             }
         }
+        if let Some(a) = app_bag.get(BOOTSTRAP_ADDRESS_KEY) {
+            if *a != address && !peers.contains(a) {
+                peers.push(a.clone());
+            }
+        }
         peers.sort();
         let leader = ctx.is_leader()?;
         let initialised = app_bag.get(INITIALISED_KEY).is_some_and(|v| v == "true");
         if !leader && !initialised {
             return self.waiting("waiting for the leader to bootstrap the cluster");
+        }
+        if !leader && !app_bag.contains_key(BOOTSTRAP_ADDRESS_KEY) {
+            // Started without the bootstrap member among its raft partners, this unit's raft
+            // could form a cluster of its own (or one without quorum).
+            return self.waiting("waiting for the address of the bootstrapped member");
         }
         let pebble = Client::for_container(CONTAINER);
         if !pebble.can_connect() {
@@ -219,6 +232,7 @@ impl PostgreSql {
                 if leader && !initialised && role == "primary" {
                     let mut data = Bag::new();
                     data.insert(INITIALISED_KEY.into(), "true".into());
+                    data.insert(BOOTSTRAP_ADDRESS_KEY.into(), address.clone());
                     ctx.set_app_data(&rel, &data)?;
                 }
                 let label = if role == "primary" {

@@ -135,7 +135,11 @@ fn a_follower_waits_for_the_users_then_for_the_bootstrap() {
         "127.1.0.2"
     );
 
-    let peer = peer.with_local_app_data([(USERS_KEY, "secret:users"), (INITIALISED_KEY, "true")]);
+    let peer = peer.with_local_app_data([
+        (USERS_KEY, "secret:users"),
+        (INITIALISED_KEY, "true"),
+        (postgresql_charm::BOOTSTRAP_ADDRESS_KEY, "127.1.0.1"),
+    ]);
     let state = State {
         leader: false,
         relations: vec![peer.clone()],

@@ -575,7 +575,15 @@ async fn write_multipart(content_type: &str, body: Body) -> Response {
         Ok(b) => b,
         Err(e) => return bad(format!("invalid boundary: {e}")),
     };
-    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+    // Read the whole body before answering: replying while the client is still sending
+    // (the chunked terminator after the closing boundary) makes it see a broken pipe.
+    let bytes = match axum::body::to_bytes(body, 1 << 30).await {
+        Ok(b) => b,
+        Err(e) => return bad(format!("cannot read request body: {e}")),
+    };
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let mut form = multer::Multipart::new(stream, boundary);
     let first = match form.next_field().await {
         Ok(Some(f)) => f,
         Ok(None) => return bad("must include a \"request\" field"),

@@ -1,143 +1,230 @@
-//! What Ward can run today, end to end on this machine: the embedded controller
-//! deploys the SDK's Rust example charm and a Canonical `ops` charm, relates them,
-//! waits until they settle, runs an action and prints the model.
+//! The main job as far as Ward runs it today: the embedded controller with the bubblewrap
+//! sandbox substrate deploys PostgreSQL (3 units: Patroni with its raft DCS, one primary,
+//! two streaming replicas) and the self-signed certificate authority, waits with visible
+//! progress until every unit is active/idle, runs get-password, and proves the cluster
+//! with psql: a row written on the primary is read on a replica, over scram-sha-256.
 //!
-//! `ward-demo <charms-dir> <python-with-ops>`; scripts/quickstart.sh runs it. It will
-//! give way to `ward deploy postgresql …` when the CLI and the database charms land.
+//! `ward-demo <project-root>`; scripts/quickstart.sh runs it. The workloads are stopped
+//! when it ends, so running it again is safe. The `ward` CLI (issue 5), PgBouncer and TLS
+//! between the charms take their place in it as they land.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use controller::{Controller, ControllerConfig};
+use controller::{Controller, ControllerConfig, SandboxConfig, SandboxSubstrate, SystemClock};
+use serde_json::json;
 use ward_e2e::copy_dir;
 
+fn units(ctl: &Controller) -> Vec<(String, String, String, String)> {
+    ctl.status()
+        .map(|s| {
+            s.applications
+                .iter()
+                .flat_map(|a| &a.units)
+                .map(|u| {
+                    (
+                        u.name.clone(),
+                        u.workload.status.clone(),
+                        u.workload.message.clone(),
+                        u.address.clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn psql(host: &str, password: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            host,
+            "-U",
+            "operator",
+            "-d",
+            "postgres",
+            "-tAq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .context("cannot run psql (apt-get install -y postgresql-client-15)")?;
+    if !out.status.success() {
+        bail!(
+            "psql on {host} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 fn run() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(charms), Some(python)) = (args.next(), args.next()) else {
-        bail!("usage: ward-demo <charms-dir> <python-with-ops>");
-    };
-    let charms = PathBuf::from(charms);
-    // Hooks run in the unit's charm directory: make the interpreter's path absolute
-    // (without resolving symlinks, which would step out of the venv).
-    let python = std::path::absolute(&python)
-        .with_context(|| format!("no Python at {python}"))?
-        .display()
-        .to_string();
+    let root = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .context("usage: ward-demo <project-root>")?,
+    );
     let bin_dir = std::env::current_exe()?
         .parent()
         .context("no binary directory")?
         .to_path_buf();
-    let jujuc = bin_dir.join("e2e-jujuc");
-    let greeter_bin = bin_dir.join("greeter-charm");
-    for b in [&jujuc, &greeter_bin] {
-        if !b.is_file() {
+    let need = |name: &str| -> anyhow::Result<PathBuf> {
+        let p = bin_dir.join(name);
+        if !p.is_file() {
             bail!(
-                "{} is missing: build with `cargo build --release -p ward-e2e`",
-                b.display()
+                "{} is missing: build with `cargo build --release -p ward-e2e --bins`",
+                p.display()
             );
         }
-    }
-    let home = tempfile::Builder::new().prefix("ward-demo").tempdir()?;
-    let greeter = home.path().join("greeter");
-    copy_dir(&charms.join("greeter"), &greeter)?;
-    std::fs::copy(&greeter_bin, greeter.join("dispatch"))?;
-    let listener = home.path().join("ops-listener");
-    copy_dir(&charms.join("ops-listener"), &listener)?;
+        Ok(p)
+    };
+    let (jujuc, pebble) = (need("e2e-jujuc")?, need("e2e-pebble")?);
+    let home = tempfile::Builder::new()
+        .prefix("ward-demo")
+        .tempdir_in("/tmp")?;
+    let charm = |name: &str, bin: &str| -> anyhow::Result<PathBuf> {
+        let dir = home.path().join(name);
+        copy_dir(&root.join("metadata").join(name), &dir)?;
+        std::fs::copy(need(bin)?, dir.join("dispatch"))?;
+        Ok(dir)
+    };
+    let postgresql = charm("postgresql", "postgresql-charm")?;
+    let ssc = charm("self-signed-certificates", "ssc-charm")?;
 
-    let mut cfg = ControllerConfig::new(home.path().join("ward"));
-    cfg.jujuc_path = jujuc;
-    cfg.extra_env.push(("WARD_TEST_PYTHON".into(), python));
-    let ctl = Controller::open(cfg)?;
+    let ward_home = home.path().join("ward");
+    let mut cfg = ControllerConfig::new(&ward_home);
+    cfg.jujuc_path = jujuc.clone();
+    let substrate = SandboxSubstrate::new(SandboxConfig {
+        root: ward_home.join("units"),
+        bwrap: PathBuf::from("/usr/bin/bwrap"),
+        pebble,
+        rocks_dir: Some(root.join("rocks")),
+        tools: vec![ward_home.join("tools"), jujuc],
+        extra_ro_binds: Vec::new(),
+    })?;
+    let ctl = Controller::with_substrate(
+        cfg,
+        std::sync::Arc::new(substrate),
+        std::sync::Arc::new(SystemClock),
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let c = ctl.clone();
     rt.spawn(async move { c.run(std::future::pending()).await });
+    let result = demo(&ctl, &rt, &postgresql, &ssc);
+    println!("== stopping the workloads");
+    controller::sandbox::stop_all(&ward_home.join("units"));
+    result
+}
 
-    let t0 = Instant::now();
-    println!("deploying greeter (Rust SDK charm, 3 units) and ops-listener (Python ops charm)");
-    ctl.deploy("greeter", &greeter, 3, BTreeMap::new())?;
-    ctl.deploy("ops-listener", &listener, 1, BTreeMap::new())?;
-    ctl.integrate("greeter", "ops-listener")?;
+fn demo(
+    ctl: &Controller,
+    rt: &tokio::runtime::Runtime,
+    postgresql: &Path,
+    ssc: &Path,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    println!("== deploying postgresql (3 units) and self-signed-certificates");
+    ctl.deploy(
+        "postgresql",
+        postgresql,
+        3,
+        [("profile".to_string(), json!("testing"))].into(),
+    )?;
+    ctl.deploy("self-signed-certificates", ssc, 1, Default::default())?;
     let mut last = String::new();
     loop {
-        let s = ctl.status()?;
-        let line: Vec<String> = s
-            .applications
+        let now = units(ctl);
+        let line: Vec<String> = now
             .iter()
-            .flat_map(|a| &a.units)
-            .map(|u| format!("{} {}/{}", u.name, u.workload.status, u.agent.status))
+            .map(|(n, s, m, _)| format!("{n}: {s} {m}"))
             .collect();
-        let line = line.join("  ");
+        let line = line.join(" | ");
         if line != last {
-            println!("  {:>5.1}s  {line}", t0.elapsed().as_secs_f64());
-            last = line;
+            println!("  [{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            last = line.clone();
         }
-        let all_active = s
-            .applications
-            .iter()
-            .flat_map(|a| &a.units)
-            .all(|u| u.workload.status == "active");
+        let all_active = now.len() == 4 && now.iter().all(|(_, s, _, _)| s == "active");
         if all_active && ctl.is_settled()? {
             break;
         }
-        if let Some(u) = s
-            .applications
+        if let Some((n, s, m, _)) = now
             .iter()
-            .flat_map(|a| &a.units)
-            .find(|u| u.agent.status == "error")
+            .find(|(_, s, _, _)| s == "error" || s == "blocked")
         {
-            let log = std::fs::read_to_string(ctl.unit_log_path(&u.name)).unwrap_or_default();
-            bail!("{} is in error: {}\n{log}", u.name, u.agent.message);
+            bail!("{n} is {s}: {m}");
         }
-        if t0.elapsed() > Duration::from_secs(120) {
-            bail!("not settled after 120 s");
+        if started.elapsed() > Duration::from_secs(180) {
+            bail!("not active/idle after 3 minutes: {line}");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(250));
     }
-    println!("settled in {:.1}s\n", t0.elapsed().as_secs_f64());
     println!(
-        "{:<16} {:<10} {:<8} {:<12} message",
-        "unit", "workload", "agent", "address"
+        "== active/idle after {:.1}s",
+        started.elapsed().as_secs_f64()
     );
-    for a in &ctl.status()?.applications {
-        for u in &a.units {
-            let name = if u.leader {
-                format!("{}*", u.name)
-            } else {
-                u.name.clone()
-            };
-            println!(
-                "{name:<16} {:<10} {:<8} {:<12} {}",
-                u.workload.status, u.agent.status, u.address, u.workload.message
-            );
-        }
-    }
-    let leader = ctl
-        .status()?
-        .applications
-        .iter()
-        .find(|a| a.name == "greeter")
-        .and_then(|a| a.units.iter().find(|u| u.leader))
-        .map(|u| u.name.clone())
-        .context("no greeter leader")?;
     let task = rt.block_on(ctl.run_action(
-        &leader,
-        "greet",
-        serde_json::json!({"name": "Ward"}),
-        Duration::from_secs(30),
+        "postgresql/0",
+        "get-password",
+        json!({}),
+        Duration::from_secs(60),
     ))?;
+    let password = task.results["password"]
+        .as_str()
+        .context("get-password gave no password")?
+        .to_string();
+    let all = units(ctl);
+    let primary = all
+        .iter()
+        .find(|u| u.2 == "Primary")
+        .context("no primary")?
+        .clone();
+    let replica = all
+        .iter()
+        .find(|u| u.2 == "Replica")
+        .context("no replica")?
+        .clone();
     println!(
-        "\naction greet on {leader}: {} -> {}",
-        task.status, task.results["greeting"]
+        "== get-password: the operator password ({} characters) is in the app secret",
+        password.len()
     );
-    if task.status != "completed" {
-        bail!("the action failed: {}", task.message);
+    println!(
+        "   connect:  PGPASSWORD=<password> psql -h {} -U operator -d postgres",
+        primary.3
+    );
+    psql(&primary.3, &password, "CREATE TABLE IF NOT EXISTS ward_demo (at timestamptz); INSERT INTO ward_demo VALUES (now());")?;
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = psql(&replica.3, &password, "SELECT count(*) FROM ward_demo").unwrap_or_default();
+        if seen == "1" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
+    if seen != "1" {
+        bail!(
+            "the row written on {} did not reach {}",
+            primary.0,
+            replica.0
+        );
+    }
+    let version = psql(&primary.3, &password, "SHOW server_version")?;
+    println!(
+        "== psql: wrote a row on {} ({}), read it on {} ({}); PostgreSQL {version}, password_encryption {}",
+        primary.0,
+        primary.3,
+        replica.0,
+        replica.3,
+        psql(&primary.3, &password, "SHOW password_encryption")?
+    );
     Ok(())
 }
 
