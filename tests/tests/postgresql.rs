@@ -157,4 +157,47 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         Err(_) => true,
     };
     assert!(failed, "an unknown username is refused");
+
+    // kill -9 of the primary's postmaster: Patroni brings writes back and no row is lost.
+    let postmaster = find_postmaster(&primary).expect("the primary's postmaster");
+    Command::new("kill")
+        .args(["-9", &postmaster.to_string()])
+        .status()
+        .unwrap();
+    let killed = std::time::Instant::now();
+    let mut resumed = None;
+    while killed.elapsed() < Duration::from_secs(90) {
+        let writer = ["postgresql/0", "postgresql/1", "postgresql/2"]
+            .iter()
+            .map(|u| address(ctl, u))
+            .find(|a| psql(a, &password, "INSERT INTO ward_e2e VALUES (43)").is_ok());
+        if let Some(a) = writer {
+            resumed = Some((a, killed.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (writer, downtime) =
+        resumed.expect("writes resumed after the primary's postgres was killed");
+    eprintln!("writes resumed on {writer} {downtime:?} after kill -9 of the primary's postgres");
+    assert_eq!(
+        psql(
+            &writer,
+            &password,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM ward_e2e"
+        )
+        .unwrap(),
+        "42,43"
+    );
+}
+
+/// The postmaster Patroni started for the unit at `address` (its command line names it).
+fn find_postmaster(address: &str) -> Option<u32> {
+    let needle = format!("--listen_addresses={address}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        (cmd.contains("bin/postgres") && cmd.contains(&needle)).then_some(pid)
+    })
 }
