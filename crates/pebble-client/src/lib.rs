@@ -17,8 +17,10 @@
 //! # Ok::<(), pebble_client::Error>(())
 //! ```
 //!
-//! Exec (websockets) is not in this client yet; it comes with Ward's Pebble daemon.
+//! Exec runs a command in the container with its stdio over Pebble's websockets
+//! ([`Client::exec`]).
 
+mod exec;
 mod http;
 mod types;
 
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub use exec::{ExecOptions, ExecOutput};
 pub use types::{Change, CheckInfo, FileInfo, Notice, ServiceInfo, SystemInfo, Task};
 
 /// What can go wrong talking to Pebble.
@@ -86,6 +89,14 @@ pub enum Error {
     /// A change did not finish in time.
     #[error("timed out after {0:?} waiting for change {1}")]
     Timeout(Duration, String),
+    /// An exec'd command exited non-zero (its output is kept, as in ops' `ExecError`).
+    #[error("command {command:?} exited with code {}", output.exit_code)]
+    Exec {
+        /// The argv.
+        command: Vec<String>,
+        /// Its exit code and output.
+        output: Box<ExecOutput>,
+    },
 }
 
 /// The client's result type.

@@ -528,3 +528,53 @@ fn autostart_on_boot_unless_held_and_logs_are_kept() {
         .status
         .success());
 }
+
+#[test]
+fn sdk_client_exec_with_stdin_environment_exit_codes_and_timeout() {
+    use pebble_client::{Error, ExecOptions};
+    let d = Daemon::start(&["--hold"]);
+    let c = d.client();
+    let out = c.exec(&ExecOptions::new(["echo", "hello"])).unwrap();
+    assert_eq!(
+        (
+            out.exit_code,
+            out.stdout_text().as_str(),
+            out.stderr_text().as_str()
+        ),
+        (0, "hello\n", "")
+    );
+
+    let mut opts = ExecOptions::new(["sh", "-c", "cat; echo \"$SECRET\" >&2; pwd"]);
+    opts.stdin = b"line from stdin\n".to_vec();
+    opts.environment
+        .insert("SECRET".into(), "kept out of argv".into());
+    opts.working_dir = Some("/tmp".into());
+    let out = c.exec(&opts).unwrap();
+    assert_eq!(out.stdout_text(), "line from stdin\n/tmp\n");
+    assert_eq!(out.stderr_text(), "kept out of argv\n");
+
+    let mut big = ExecOptions::new(["wc", "-c"]);
+    big.stdin = vec![b'x'; 300_000];
+    assert_eq!(c.exec(&big).unwrap().stdout_text().trim(), "300000");
+
+    match c.exec(&ExecOptions::new(["sh", "-c", "echo partial; exit 3"])) {
+        Err(Error::Exec { output, .. }) => {
+            assert_eq!(output.exit_code, 3);
+            assert_eq!(output.stdout_text(), "partial\n");
+        }
+        other => panic!("expected an exec error, got {other:?}"),
+    }
+
+    let mut slow = ExecOptions::new(["sleep", "10"]);
+    slow.timeout = Some(Duration::from_millis(300));
+    let started = Instant::now();
+    let err = c.exec(&slow).unwrap_err().to_string();
+    assert!(err.contains("timed out"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let err = c
+        .exec(&ExecOptions::new(["no-such-program"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot find executable"), "{err}");
+}
