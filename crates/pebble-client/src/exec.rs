@@ -146,7 +146,7 @@ impl Client {
         if !opts.stdin.is_empty() {
             for chunk in opts.stdin.chunks(32 * 1024) {
                 stdio
-                    .send(Message::Binary(chunk.to_vec().into()))
+                    .send(Message::Binary(chunk.to_vec()))
                     .map_err(|e| ws_error("stdin", e))?;
             }
         }
