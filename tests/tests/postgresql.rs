@@ -23,14 +23,19 @@ fn address(ctl: &Controller, unit: &str) -> String {
 
 /// psql as operator; the password goes in the environment, never in argv.
 fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
+    psql_as(host, "operator", password, "postgres", sql)
+}
+
+/// psql as `user` on `db`; the password goes in the environment, never in argv.
+fn psql_as(host: &str, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
         .args([
             "-h",
             host,
             "-U",
-            "operator",
+            user,
             "-d",
-            "postgres",
+            db,
             "-tAq",
             "-v",
             "ON_ERROR_STOP=1",
@@ -157,6 +162,120 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         Err(_) => true,
     };
     assert!(failed, "an unknown username is refused");
+
+    // A client on `database` gets a database and a user of its own, in a granted secret.
+    let client = home.path().join("db-client");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("charms/db-client"),
+        &client,
+    )
+    .unwrap();
+    ctl.deploy("app", &client, 1, Default::default()).unwrap();
+    let rel = ctl
+        .integrate("app:database", "postgresql:database")
+        .unwrap();
+    settle(
+        ctl,
+        "the client's credentials",
+        Duration::from_secs(60),
+        |c| workload(c, "app/0").0 == "active",
+    )
+    .unwrap();
+    assert_no_hook_failed(ctl);
+    let bag = ctl.relation_data(rel, "postgresql").unwrap();
+    assert_eq!(bag["endpoints"], format!("{primary}:5432"));
+    assert!(bag["read-only-endpoints"].contains(&replica), "{bag:?}");
+    assert!(
+        !bag.contains_key("password"),
+        "credentials travel in the secret, not the bag"
+    );
+    let creds = ctl.reveal_secret(&bag["secret-user"], None).unwrap();
+    let user = creds["username"].clone();
+    assert_eq!(user, format!("relation_id_{rel}"));
+    let as_client = |sql: &str| psql_as(&primary, &user, &creds["password"], "appdb", sql);
+    as_client("CREATE TABLE things (n int); INSERT INTO things VALUES (1);").unwrap();
+    assert_eq!(as_client("SELECT count(*) FROM things").unwrap(), "1");
+    assert!(psql_as(
+        &primary,
+        &user,
+        &creds["password"],
+        "postgres",
+        "CREATE DATABASE nope"
+    )
+    .is_err());
+
+    // SUPERUSER is refused, with a status naming it, and nothing is created.
+    ctl.deploy(
+        "greedy",
+        &client,
+        1,
+        [
+            ("roles".to_string(), json!("SUPERUSER")),
+            ("database".to_string(), json!("greedydb")),
+        ]
+        .into(),
+    )
+    .unwrap();
+    let greedy = ctl
+        .integrate("greedy:database", "postgresql:database")
+        .unwrap();
+    settle(ctl, "the refusal", Duration::from_secs(60), |c| {
+        let (s, m) = workload(c, "postgresql/0");
+        s == "blocked" && m.contains("extra-user-roles SUPERUSER is not allowed")
+    })
+    .unwrap();
+    let count = format!("SELECT count(*) FROM pg_roles WHERE rolname = 'relation_id_{greedy}'");
+    assert_eq!(psql(&primary, &password, &count).unwrap(), "0");
+    assert!(!ctl
+        .relation_data(greedy, "postgresql")
+        .unwrap()
+        .contains_key("secret-user"));
+    ctl.remove_relation_between("greedy", "postgresql").unwrap();
+    settle(
+        ctl,
+        "postgresql/0 unblocked",
+        Duration::from_secs(60),
+        |c| workload(c, "postgresql/0") == ("active".into(), "Primary".into()),
+    )
+    .unwrap();
+
+    // set-password rotates the operator password: the old one stops working.
+    let new_password = "Rotated0Password0For0Ward0Tests0".to_string();
+    let task = rt
+        .block_on(ctl.run_action(
+            "postgresql/0",
+            "set-password",
+            json!({"username": "operator", "password": new_password}),
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+    assert_eq!(task.status, "completed", "{:?}", task.results);
+    assert!(
+        psql(&primary, &password, "SELECT 1").is_err(),
+        "the old password no longer works"
+    );
+    assert_eq!(psql(&primary, &new_password, "SELECT 1").unwrap(), "1");
+    let password = new_password;
+    let task = rt
+        .block_on(ctl.run_action(
+            "postgresql/1",
+            "get-password",
+            json!({}),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    assert_eq!(task.results["password"], password.as_str());
+
+    // Removing the client's relation drops its user.
+    ctl.remove_relation_between("app", "postgresql").unwrap();
+    let role = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'");
+    settle(
+        ctl,
+        "the client's user dropped",
+        Duration::from_secs(60),
+        |_| psql(&primary, &password, &role).ok().as_deref() == Some("0"),
+    )
+    .unwrap();
 
     // kill -9 of the primary's postmaster: Patroni brings writes back and no row is lost.
     let postmaster = find_postmaster(&primary).expect("the primary's postmaster");

@@ -13,6 +13,7 @@
 
 pub mod patroni;
 pub mod settings;
+pub mod sql;
 
 use charm::pebble::{Client, FileOptions};
 use charm::{
@@ -46,6 +47,13 @@ pub const SYSTEM_USERS: [&str; 6] = [
     "patroni",
 ];
 
+/// The client endpoint (postgresql_client).
+pub const DATABASE: &str = "database";
+/// Peer application bag key: bumped when the system users' passwords change.
+pub const USERS_REVISION_KEY: &str = "system-users-revision";
+/// Roles a client may ask for in `extra-user-roles`.
+pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
+
 /// How long a hook waits for Patroni to report the unit running after starting it.
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
@@ -53,6 +61,10 @@ const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 #[derive(Debug, Default)]
 pub struct PostgreSql {
     status: Option<Status>,
+    /// A password set in this hook (secret writes are only visible after the hook).
+    password_override: Option<(String, String)>,
+    /// The `database` relation being broken in this hook (no longer served).
+    broken: Option<u32>,
 }
 
 /// A random password: 32 letters and digits from the OS's generator.
@@ -137,6 +149,10 @@ impl PostgreSql {
         let Some(secret) = self.passwords(ctx)? else {
             return self.waiting("waiting for the leader to create the system users");
         };
+        let mut secret = secret;
+        if let Some((user, password)) = &self.password_override {
+            secret.insert(secret_key(user), password.clone());
+        }
         let pw = |user: &str| secret.get(&secret_key(user)).cloned().unwrap_or_default();
         let passwords = Passwords {
             operator: pw("operator"),
@@ -241,9 +257,217 @@ impl PostgreSql {
                     "Replica"
                 };
                 self.status = Some(Status::active(label));
+                if leader {
+                    self.serve_clients(ctx, &pebble, &address, &passwords.operator)?;
+                }
             }
             Err(why) => self.status = Some(Status::waiting(format!("waiting for Patroni: {why}"))),
         }
+        Ok(())
+    }
+
+    /// The leader answers every `database` request: a database and a user of the
+    /// relation's own, credentials in a secret granted to the relation, endpoints.
+    fn serve_clients(
+        &mut self,
+        ctx: &mut Context<'_>,
+        pebble: &Client,
+        address: &str,
+        operator: &str,
+    ) -> Result<()> {
+        let rels = ctx.relations(DATABASE)?;
+        if rels.is_empty() {
+            return Ok(());
+        }
+        let members = patroni::members(address)
+            .map_err(|e| Error::Charm(format!("cannot ask Patroni for the members: {e}")))?;
+        let Some(primary) = members
+            .iter()
+            .find(|m| m.1 == "leader")
+            .map(|m| m.2.clone())
+        else {
+            self.status = Some(Status::waiting("waiting for a primary to serve clients"));
+            return Ok(());
+        };
+        let mut replicas: Vec<String> = members
+            .iter()
+            .filter(|m| m.1 != "leader")
+            .map(|m| format!("{}:{}", m.2, patroni::PG_PORT))
+            .collect();
+        replicas.sort();
+        let endpoints = format!("{primary}:{}", patroni::PG_PORT);
+        let read_only = if replicas.is_empty() {
+            endpoints.clone()
+        } else {
+            replicas.join(",")
+        };
+        for rel in rels {
+            if self.broken == Some(rel.id) {
+                continue;
+            }
+            let request = ctx.remote_app_data(&rel)?;
+            let Some(database) = request.get("database").cloned() else {
+                continue;
+            };
+            let roles: Vec<String> = request
+                .get("extra-user-roles")
+                .map(|r| {
+                    r.split(',')
+                        .map(|x| x.trim().to_uppercase())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let problem = if !sql::valid_name(&database) {
+                Some(format!("database name {database:?} is not allowed (letters, digits, _ and -, at most 63)"))
+            } else {
+                roles
+                    .iter()
+                    .find(|r| !ALLOWED_EXTRA_ROLES.contains(&r.as_str()))
+                    .map(|r| {
+                        format!(
+                            "extra-user-roles {r} is not allowed (allowed: {})",
+                            ALLOWED_EXTRA_ROLES.join(", ")
+                        )
+                    })
+            };
+            if let Some(problem) = problem {
+                let remote = ctx.remote_app(&rel)?.unwrap_or_default();
+                let msg = format!("{DATABASE}:{} from {remote}: {problem}", rel.id);
+                ctx.log(LogLevel::Error, &msg)?;
+                self.status = Some(Status::blocked(msg));
+                continue;
+            }
+            let mine = ctx.app_data(&rel)?;
+            let mut data = Bag::new();
+            if !mine.contains_key("secret-user") {
+                let user = format!("relation_id_{}", rel.id);
+                let password = interfaces::scram::random_password(32);
+                let role_opts = if roles.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", roles.join(" "))
+                };
+                let verifier = interfaces::scram::verifier(&password);
+                let (u, db) = (sql::ident(&user), sql::ident(&database));
+                let (ul, dl) = (sql::literal(&user), sql::literal(&database));
+                let script = format!(
+                    "SELECT format('CREATE ROLE %I', {ul}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {ul})\\gexec\n\
+                     ALTER ROLE {u} WITH LOGIN{role_opts} PASSWORD {pw};\n\
+                     SELECT format('CREATE DATABASE %I', {dl}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {dl})\\gexec\n\
+                     GRANT ALL PRIVILEGES ON DATABASE {db} TO {u};\n",
+                    pw = sql::literal(&verifier),
+                );
+                sql::run(pebble, &primary, operator, "postgres", &script)?;
+                sql::run(
+                    pebble,
+                    &primary,
+                    operator,
+                    &database,
+                    &format!("GRANT ALL ON SCHEMA public TO {u};\n"),
+                )?;
+                let uris = format!("postgresql://{user}:{password}@{endpoints}/{database}");
+                let content: Bag = [
+                    ("username", user.clone()),
+                    ("password", password),
+                    ("uris", uris),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                let id = ctx.add_secret(
+                    &content,
+                    SecretOwner::Application,
+                    &SecretOptions {
+                        label: Some(format!("{DATABASE}.{}.user.secret", rel.id)),
+                        ..Default::default()
+                    },
+                )?;
+                ctx.grant_secret(&id, &rel, None)?;
+                data.insert("secret-user".into(), id);
+                ctx.log(
+                    LogLevel::Info,
+                    &format!(
+                        "created database {database} and user {user} for {DATABASE}:{}",
+                        rel.id
+                    ),
+                )?;
+            }
+            for (k, v) in [
+                ("database", database.clone()),
+                ("endpoints", endpoints.clone()),
+                ("read-only-endpoints", read_only.clone()),
+                ("version", "15".to_string()),
+                ("tls", "False".to_string()),
+            ] {
+                if mine.get(k) != Some(&v) {
+                    data.insert(k.into(), v);
+                }
+            }
+            if !data.is_empty() {
+                ctx.set_app_data(&rel, &data)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The leader drops a departed client's user (what it owned goes to operator).
+    fn drop_client(&mut self, ctx: &mut Context<'_>, rel: &charm::RelationId) -> Result<()> {
+        if !ctx.is_leader()? {
+            return Ok(());
+        }
+        let Some(secret) = self.passwords(ctx)? else {
+            return Ok(());
+        };
+        let operator = secret
+            .get(&secret_key("operator"))
+            .cloned()
+            .unwrap_or_default();
+        let address = self.address(ctx)?;
+        let Ok(members) = patroni::members(&address) else {
+            return Ok(());
+        };
+        let Some(primary) = members
+            .iter()
+            .find(|m| m.1 == "leader")
+            .map(|m| m.2.clone())
+        else {
+            return Ok(());
+        };
+        let pebble = Client::for_container(CONTAINER);
+        let user = format!("relation_id_{}", rel.id);
+        let u = sql::ident(&user);
+        let dbs = sql::run(
+            &pebble,
+            &primary,
+            &operator,
+            "postgres",
+            &format!(
+                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND EXISTS (SELECT FROM pg_roles WHERE rolname = {});\n",
+                sql::literal(&user)
+            ),
+        )
+        .unwrap_or_default();
+        for db in dbs.lines().map(str::trim).filter(|d| !d.is_empty()) {
+            let _ = sql::run(
+                &pebble,
+                &primary,
+                &operator,
+                db,
+                &format!("REASSIGN OWNED BY {u} TO operator;\nDROP OWNED BY {u};\n"),
+            );
+        }
+        sql::run(
+            &pebble,
+            &primary,
+            &operator,
+            "postgres",
+            &format!("DROP ROLE IF EXISTS {u};\n"),
+        )?;
+        ctx.log(
+            LogLevel::Info,
+            &format!("dropped user {user} of {DATABASE}:{}", rel.id),
+        )?;
         Ok(())
     }
 
@@ -279,6 +503,79 @@ impl PostgreSql {
                     .cloned()
                     .unwrap_or_default();
                 ctx.set_results(&json!({"password": password}))
+            }
+            "set-password" => {
+                #[derive(serde::Deserialize)]
+                struct P {
+                    username: String,
+                    password: Option<String>,
+                }
+                let p: P = ctx.action_params()?;
+                if !SYSTEM_USERS.contains(&p.username.as_str()) || p.username == "patroni" {
+                    return Err(Error::InvalidParams {
+                        reason: format!(
+                            "username {:?} is not a system user whose password can be set (one of operator, replication, rewind, monitoring, backup)",
+                            p.username
+                        ),
+                    });
+                }
+                if !ctx.is_leader()? {
+                    return Err(Error::Charm("set-password must run on the leader (ward run postgresql/leader set-password …)".into()));
+                }
+                let password = p
+                    .password
+                    .unwrap_or_else(|| interfaces::scram::random_password(32));
+                if password.is_empty() || password.len() > 256 {
+                    return Err(Error::InvalidParams {
+                        reason: "password must be 1 to 256 characters".into(),
+                    });
+                }
+                let Some((rel, bag)) = self.peer_app(ctx)? else {
+                    return Err(Error::Charm("the peer relation is not there yet".into()));
+                };
+                let Some(id) = bag.get(USERS_KEY).cloned() else {
+                    return Err(Error::Charm("the system users are not created yet".into()));
+                };
+                let mut secret = ctx.get_secret(Some(&id), None, SecretRead::Refresh)?;
+                let operator = secret
+                    .get(&secret_key("operator"))
+                    .cloned()
+                    .unwrap_or_default();
+                let address = self.address(ctx)?;
+                let members = patroni::members(&address)
+                    .map_err(|e| Error::Charm(format!("cannot ask Patroni: {e}")))?;
+                let primary = members
+                    .iter()
+                    .find(|m| m.1 == "leader")
+                    .map(|m| m.2.clone())
+                    .ok_or_else(|| Error::Charm("the cluster has no primary right now".into()))?;
+                let pebble = Client::for_container(CONTAINER);
+                let script = format!(
+                    "SELECT format('CREATE ROLE %I LOGIN', {l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {l})\\gexec\nALTER ROLE {} WITH PASSWORD {};\n",
+                    sql::ident(&p.username),
+                    sql::literal(&interfaces::scram::verifier(&password)),
+                    l = sql::literal(&p.username),
+                );
+                sql::run(&pebble, &primary, &operator, "postgres", &script)?;
+                secret.insert(secret_key(&p.username), password.clone());
+                ctx.set_secret(&id, &secret, &SecretOptions::default())?;
+                // This unit's Patroni learns the new password now; the others on the
+                // peer relation change below.
+                self.password_override = Some((p.username.clone(), password));
+                self.reconcile(ctx)?;
+                let revision = bag
+                    .get(USERS_REVISION_KEY)
+                    .and_then(|r| r.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    + 1;
+                let mut data = Bag::new();
+                data.insert(USERS_REVISION_KEY.into(), revision.to_string());
+                ctx.set_app_data(&rel, &data)?;
+                ctx.log(
+                    LogLevel::Info,
+                    &format!("rotated the password of {}", p.username),
+                )?;
+                ctx.set_results(&json!({"result": format!("password of {} changed", p.username)}))
             }
             "get-primary" => {
                 let address = self.address(ctx)?;
@@ -338,6 +635,11 @@ impl Charm for PostgreSql {
         match event {
             Event::Action { name, .. } => self.action(ctx, name),
             Event::Remove | Event::Stop => Ok(()),
+            Event::RelationBroken(r) if r.relation.endpoint == DATABASE => {
+                self.broken = Some(r.relation.id);
+                self.drop_client(ctx, &r.relation)?;
+                self.reconcile(ctx)
+            }
             _ => self.reconcile(ctx),
         }
     }
