@@ -62,7 +62,7 @@ fn on_off(b: bool) -> String {
 pub fn settings(cfg: &Config, unit_memory_mb: i64) -> Result<Settings> {
     let profile = one_of(cfg, "profile", &["production", "testing"], "production")?;
     let mut p = BTreeMap::new();
-    let limit_mb = int(cfg, "profile_limit_memory", 128, 1 << 30)?.unwrap_or(unit_memory_mb);
+    let limit_mb = int(cfg, "profile_limit_memory", 128, 9_999_999)?.unwrap_or(unit_memory_mb);
     // Sizing as upstream: production takes 25% of the memory for shared_buffers; testing
     // keeps PostgreSQL small.
     let shared_buffers_pages = match int(cfg, "memory_shared_buffers", 16, 1 << 30)? {
@@ -70,11 +70,11 @@ pub fn settings(cfg: &Config, unit_memory_mb: i64) -> Result<Settings> {
         None if profile == "production" => (limit_mb * 1024 / 4 / 8).max(16),
         None => 128 * 1024 / 8,
     };
-    if shared_buffers_pages * 8 / 1024 > limit_mb {
+    if shared_buffers_pages * 8 > limit_mb * 1024 * 2 / 5 {
         return Err(invalid(
             "memory_shared_buffers",
             shared_buffers_pages,
-            &format!("more than the unit's memory ({limit_mb} MB)"),
+            &format!("more than 40% of the unit's memory ({limit_mb} MB)"),
         ));
     }
     p.insert(
@@ -85,7 +85,7 @@ pub fn settings(cfg: &Config, unit_memory_mb: i64) -> Result<Settings> {
         let cache_kb = (limit_mb * 1024 - shared_buffers_pages * 8).max(8);
         p.insert("effective_cache_size".into(), format!("{cache_kb}kB"));
     }
-    let max_connections = int(cfg, "experimental_max_connections", 10, 10_000)?
+    let max_connections = int(cfg, "experimental_max_connections", 10, 262_143)?
         .unwrap_or(if profile == "production" { 200 } else { 100 });
     p.insert("max_connections".into(), max_connections.to_string());
     if let Some(v) = int(cfg, "memory_work_mem", 64, 2_147_483_647)? {
@@ -103,7 +103,8 @@ pub fn settings(cfg: &Config, unit_memory_mb: i64) -> Result<Settings> {
     let commit = one_of(
         cfg,
         "durability_synchronous_commit",
-        &["on", "off", "local", "remote_write", "remote_apply"],
+        // off and local can lose acknowledged commits on failover.
+        &["on", "remote_apply", "remote_write"],
         "on",
     )?;
     p.insert("synchronous_commit".into(), commit);

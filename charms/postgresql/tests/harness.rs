@@ -159,13 +159,14 @@ fn invalid_config_blocks_naming_the_option_and_value() {
         (json!({"profile": "fast"}), "invalid config profile=fast: must be one of production, testing"),
         (
             json!({"durability_synchronous_commit": "sometimes"}),
-            "invalid config durability_synchronous_commit=sometimes: must be one of on, off, local, remote_write, remote_apply",
+            "invalid config durability_synchronous_commit=sometimes: must be one of on, remote_apply, remote_write",
         ),
-        (json!({"experimental_max_connections": 5}), "invalid config experimental_max_connections=5: must be between 10 and 10000"),
+        (json!({"experimental_max_connections": 5}), "invalid config experimental_max_connections=5: must be between 10 and 262143"),
+        (json!({"durability_synchronous_commit": "off"}), "invalid config durability_synchronous_commit=off: must be one of on, remote_apply, remote_write"),
         (json!({"synchronous_node_count": "most"}), "invalid config synchronous_node_count=most: must be \"all\" or a positive number"),
         (
             json!({"profile_limit_memory": 256, "memory_shared_buffers": 65536}),
-            "invalid config memory_shared_buffers=65536: more than the unit's memory (256 MB)",
+            "invalid config memory_shared_buffers=65536: more than 40% of the unit's memory (256 MB)",
         ),
     ] {
         let state = State {
