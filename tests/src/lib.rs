@@ -165,3 +165,31 @@ pub fn assert_no_hook_failed(ctl: &Controller) {
         assert!(errors.is_empty(), "{} was in error: {errors:?}", u.name);
     }
 }
+
+/// Runs one SQL string with psql as `user` on `db` at `host`: the password goes in the
+/// environment, never in argv. Returns the unaligned, tuples-only output.
+pub fn psql(host: &str, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            host,
+            "-U",
+            user,
+            "-d",
+            db,
+            "-tAq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .map_err(|e| format!("cannot run psql (apt-get install -y postgresql-client-15): {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}

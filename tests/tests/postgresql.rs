@@ -26,31 +26,8 @@ fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
     psql_as(host, "operator", password, "postgres", sql)
 }
 
-/// psql as `user` on `db`; the password goes in the environment, never in argv.
 fn psql_as(host: &str, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            host,
-            "-U",
-            user,
-            "-d",
-            db,
-            "-tAq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
+    ward_e2e::psql(host, user, password, db, sql)
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! between the charms take their place in it as they land.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -37,31 +37,8 @@ fn units(ctl: &Controller) -> Vec<(String, String, String, String)> {
 }
 
 fn psql(host: &str, password: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            host,
-            "-U",
-            "operator",
-            "-d",
-            "postgres",
-            "-tAq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
-        .context("cannot run psql (apt-get install -y postgresql-client-15)")?;
-    if !out.status.success() {
-        bail!(
-            "psql on {host} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    ward_e2e::psql(host, "operator", password, "postgres", sql)
+        .map_err(|e| anyhow::anyhow!("psql on {host} failed: {e}"))
 }
 
 fn run() -> anyhow::Result<()> {
