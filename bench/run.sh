@@ -19,6 +19,10 @@ out=bench/results/latest.md
   echo "## tls-certificates: CSR signing rate"
   cargo run --release --quiet -p interfaces --example signing_rate -- 2000
   echo
+  echo "## hook dispatch: Rust no-op charm vs Python ops no-op charm, same controller"
+  cargo build --release --quiet -p ward-e2e --bins
+  "${CARGO_TARGET_DIR:-target}/release/hook-bench" "$root" .venv/bin/python 30
+  echo
   echo "## ward-demo: PostgreSQL (3 units) + self-signed-certificates from nothing to active/idle"
   cargo build --release --quiet -p ward-e2e --bins
   "${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root" | grep -E "active/idle after|psql:"

@@ -1,0 +1,157 @@
+//! Hook dispatch under one controller: a Rust no-op charm (SDK) against the equivalent
+//! Python `ops` charm, on the plain-process and the bubblewrap substrates. Each sample is
+//! one config change to one unit, timed from `set_config` until the model is settled
+//! again (the config-changed hook with its tool calls: config-get, status-set, …).
+//!
+//! `hook-bench <project-root> <python-with-ops> [samples]`; bench/run.sh runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use controller::{
+    Controller, ControllerConfig, SandboxConfig, SandboxSubstrate, Substrate, SystemClock,
+};
+use serde_json::json;
+use ward_e2e::copy_dir;
+
+fn settle(ctl: &Controller, timeout: Duration) -> anyhow::Result<()> {
+    let t = Instant::now();
+    while !ctl.is_settled()? {
+        if t.elapsed() > timeout {
+            bail!("not settled after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+fn p50(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn measure(ctl: &Controller, app: &str, samples: usize) -> anyhow::Result<Duration> {
+    let mut times = Vec::new();
+    for i in 1..=samples {
+        let started = Instant::now();
+        ctl.set_config(app, [("n".to_string(), Some(json!(i)))].into())?;
+        // The change is pending until the unit's uniter has run config-changed.
+        let t = Instant::now();
+        while ctl.is_settled()? && t.elapsed() < Duration::from_millis(50) {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        settle(ctl, Duration::from_secs(60))?;
+        times.push(started.elapsed());
+    }
+    Ok(p50(times))
+}
+
+fn run() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let root = PathBuf::from(
+        args.next()
+            .context("usage: hook-bench <project-root> <python> [samples]")?,
+    );
+    let python = std::path::absolute(
+        args.next()
+            .context("usage: hook-bench <project-root> <python> [samples]")?,
+    )?;
+    let samples: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(30);
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .context("no binary directory")?
+        .to_path_buf();
+    let jujuc = bin_dir.join("e2e-jujuc");
+    let home = tempfile::Builder::new()
+        .prefix("hook-bench")
+        .tempdir_in("/tmp")?;
+    let charms = root.join("tests/charms");
+    let rust = home.path().join("noop");
+    copy_dir(&charms.join("noop"), &rust)?;
+    std::fs::copy(bin_dir.join("noop-charm"), rust.join("dispatch"))?;
+    let py = home.path().join("ops-noop");
+    copy_dir(&charms.join("ops-noop"), &py)?;
+    // The interpreter behind the venv, bound read-only into charm sandboxes.
+    let real = std::fs::canonicalize(&python)?;
+    let prefix = real
+        .parent()
+        .and_then(Path::parent)
+        .context("python has no prefix")?
+        .to_path_buf();
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .context("python has no venv")?
+        .to_path_buf();
+
+    println!("| charm | substrate | config-changed p50 ({samples} samples) |");
+    println!("|---|---|---|");
+    let mut rows = Vec::new();
+    for sandboxed in [false, true] {
+        let ward_home = home
+            .path()
+            .join(if sandboxed { "sandbox" } else { "process" });
+        let mut cfg = ControllerConfig::new(&ward_home);
+        cfg.jujuc_path = jujuc.clone();
+        cfg.extra_env
+            .push(("WARD_TEST_PYTHON".into(), python.display().to_string()));
+        let substrate: Arc<dyn Substrate> = if sandboxed {
+            Arc::new(SandboxSubstrate::new(SandboxConfig {
+                root: ward_home.join("units"),
+                bwrap: PathBuf::from("/usr/bin/bwrap"),
+                pebble: bin_dir.join("e2e-pebble"),
+                rocks_dir: None,
+                tools: vec![ward_home.join("tools"), jujuc.clone()],
+                extra_ro_binds: vec![venv.clone(), prefix.clone()],
+            })?)
+        } else {
+            Arc::new(controller::ProcessSubstrate::new(ward_home.join("units")))
+        };
+        let ctl = Controller::with_substrate(cfg, substrate, Arc::new(SystemClock))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let c = ctl.clone();
+        rt.spawn(async move { c.run(std::future::pending()).await });
+        ctl.deploy("noop", &rust, 1, Default::default())?;
+        ctl.deploy("ops-noop", &py, 1, Default::default())?;
+        settle(&ctl, Duration::from_secs(120))?;
+        let r = measure(&ctl, "noop", samples)?;
+        let p = measure(&ctl, "ops-noop", samples)?;
+        let substrate = if sandboxed { "bubblewrap" } else { "process" };
+        println!(
+            "| Rust (SDK) | {substrate} | {:.2} ms |",
+            r.as_secs_f64() * 1e3
+        );
+        println!(
+            "| Python (ops 3.9) | {substrate} | {:.2} ms |",
+            p.as_secs_f64() * 1e3
+        );
+        rows.push((substrate, r, p));
+        drop(rt);
+    }
+    println!();
+    println!("| substrate | Python / Rust | target |");
+    println!("|---|---|---|");
+    for (substrate, r, p) in rows {
+        println!(
+            "| {substrate} | {:.1}× | ≥ 50× |",
+            p.as_secs_f64() / r.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hook-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
