@@ -285,6 +285,73 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         .unwrap(),
         "42,43"
     );
+
+    // TLS from self-signed-certificates: psql with sslmode=verify-full against the CA.
+    let ssc = home.path().join("self-signed-certificates");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata/self-signed-certificates"),
+        &ssc,
+    )
+    .unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_ssc-charm"), ssc.join("dispatch")).unwrap();
+    ctl.deploy("ca", &ssc, 1, Default::default()).unwrap();
+    ctl.integrate("postgresql:certificates", "ca:certificates")
+        .unwrap();
+    settle(ctl, "certificates issued", Duration::from_secs(120), |c| {
+        workload(c, "ca/0").0 == "active"
+    })
+    .unwrap();
+    assert_no_hook_failed(ctl);
+    let task = rt
+        .block_on(ctl.run_action(
+            "ca/0",
+            "get-ca-certificate",
+            json!({}),
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+    let ca = home.path().join("ca.pem");
+    std::fs::write(&ca, task.results["ca-certificate"].as_str().unwrap()).unwrap();
+    let tls_psql = |host: &str| {
+        let out = Command::new("psql")
+            .args(["-h", host, "-U", "operator", "-d", "postgres", "-tAq", "-c"])
+            .arg("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .env("PGPASSWORD", &password)
+            .env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", &ca)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let mut last = (false, String::new(), String::new());
+    for _ in 0..300 {
+        last = tls_psql(&writer);
+        if last.0 && last.1 == "t" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        (last.0, last.1.as_str()),
+        (true, "t"),
+        "verify-full TLS to {writer}: {}",
+        last.2
+    );
+    let key = home
+        .path()
+        .join("units/unit-postgresql-0/storage/pgdata/tls/server.key");
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o777, meta.uid()),
+        (0o600, 584788),
+        "the key is 0600 and the postgres user's"
+    );
 }
 
 /// The postmaster Patroni started for the unit at `address` (its command line names it).

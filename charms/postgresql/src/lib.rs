@@ -22,6 +22,9 @@ use charm::{
 };
 use serde_json::json;
 
+use interfaces::tls_certificates::CsrRequest;
+use interfaces::tls_requirer::TlsRequirer;
+
 use crate::patroni::{Member, Passwords};
 
 /// The peer relation.
@@ -47,6 +50,8 @@ pub const SYSTEM_USERS: [&str; 6] = [
     "patroni",
 ];
 
+/// The tls-certificates endpoint.
+pub const CERTIFICATES: &str = "certificates";
 /// The client endpoint (postgresql_client).
 pub const DATABASE: &str = "database";
 /// Peer application bag key: bumped when the system users' passwords change.
@@ -65,6 +70,8 @@ pub struct PostgreSql {
     password_override: Option<(String, String)>,
     /// The `database` relation being broken in this hook (no longer served).
     broken: Option<u32>,
+    /// Whether this unit serves TLS (set by reconcile).
+    tls_on: bool,
 }
 
 /// A random password: 32 letters and digits from the OS's generator.
@@ -195,12 +202,14 @@ impl PostgreSql {
         if !pebble.can_connect() {
             return self.waiting("waiting for the postgresql container");
         }
+        let tls = self.tls(ctx, &pebble, &address)?;
+        self.tls_on = tls;
         let member = Member {
             scope: ctx.app_name(),
             name: ctx.unit_name().replace('/', "-"),
             address: &address,
             peers,
-            tls: false,
+            tls,
         };
         let config = patroni::config(&member, &settings, &passwords);
         let current = pebble.pull(patroni::CONFIG_PATH).ok();
@@ -257,6 +266,13 @@ impl PostgreSql {
                     "Replica"
                 };
                 self.status = Some(Status::active(label));
+                if settings.require_tls && !tls {
+                    self.status = Some(if ctx.relation(CERTIFICATES)?.is_none() {
+                        Status::blocked("connection_require_tls is set: relate certificates to a tls-certificates provider")
+                    } else {
+                        Status::waiting("connection_require_tls is set: waiting for a certificate")
+                    });
+                }
                 if leader {
                     self.serve_clients(ctx, &pebble, &address, &passwords.operator)?;
                 }
@@ -264,6 +280,47 @@ impl PostgreSql {
             Err(why) => self.status = Some(Status::waiting(format!("waiting for Patroni: {why}"))),
         }
         Ok(())
+    }
+
+    /// TLS from `certificates`: a CSR for this unit's address; once issued, the key,
+    /// certificate and CA are written into the workload (0600, owned by postgres) and
+    /// PostgreSQL serves TLS. Returns whether the files are in place.
+    fn tls(&mut self, ctx: &mut Context<'_>, pebble: &Client, address: &str) -> Result<bool> {
+        let ip: std::net::IpAddr = address.parse().map_err(|_| {
+            Error::Charm(format!(
+                "the unit's address {address:?} is not an IP address"
+            ))
+        })?;
+        let request = CsrRequest::new(address)
+            .ip(ip)
+            .dns(&ctx.unit_name().replace('/', "-"));
+        let Some(issued) = TlsRequirer::new(CERTIFICATES).reconcile(ctx, &request)? else {
+            return Ok(false);
+        };
+        for (name, content) in [
+            ("server.crt", issued.certificate.as_str()),
+            ("server.key", issued.private_key.as_str()),
+            ("ca.crt", issued.ca.as_str()),
+        ] {
+            let path = format!("{}/tls/{name}", patroni::STORAGE);
+            if pebble.pull(&path).ok().as_deref() == Some(content.as_bytes()) {
+                continue;
+            }
+            pebble
+                .push(
+                    &path,
+                    content.as_bytes(),
+                    &FileOptions {
+                        make_dirs: true,
+                        permissions: Some(0o600),
+                        user: Some("postgres".into()),
+                        group: Some("postgres".into()),
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| Error::Charm(format!("cannot write {path}: {e}")))?;
+        }
+        Ok(true)
     }
 
     /// The leader answers every `database` request: a database and a user of the
@@ -398,7 +455,10 @@ impl PostgreSql {
                 ("endpoints", endpoints.clone()),
                 ("read-only-endpoints", read_only.clone()),
                 ("version", "15".to_string()),
-                ("tls", "False".to_string()),
+                (
+                    "tls",
+                    if self.tls_on { "True" } else { "False" }.to_string(),
+                ),
             ] {
                 if mine.get(k) != Some(&v) {
                     data.insert(k.into(), v);

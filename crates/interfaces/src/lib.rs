@@ -5,8 +5,10 @@
 //!   sides), interoperable with Canonical's Python library.
 //! - [`postgresql_client`]: the `postgresql_client` databag schema (database requests,
 //!   credentials in secrets, endpoints) for both sides.
+//! - [`tls_requirer`]: the requirer side of `tls-certificates` over the charm SDK.
 //! - [`scram`]: SCRAM-SHA-256 verifiers and random passwords for PostgreSQL users.
 
 pub mod postgresql_client;
 pub mod scram;
 pub mod tls_certificates;
+pub mod tls_requirer;
