@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job: set up this machine and run what Ward runs end to end today: the
 # embedded controller deploys PostgreSQL (3 units under Patroni) and the self-signed CA
-# in bubblewrap sandboxes, waits until they are active/idle, runs get-password and proves
-# replication with psql. PgBouncer, TLS between the charms and the `ward` CLI join it as
-# they land. Safe to run again (the workloads are stopped at the end).
+# in bubblewrap sandboxes, integrates them for TLS, waits until they are active/idle,
+# runs get-password and proves replication with psql over TLS (verify-full). PgBouncer
+# and the `ward` CLI join it as they land. Safe to run again (the workloads are stopped
+# at the end).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -1,12 +1,13 @@
 //! The main job as far as Ward runs it today: the embedded controller with the bubblewrap
 //! sandbox substrate deploys PostgreSQL (3 units: Patroni with its raft DCS, one primary,
-//! two streaming replicas) and the self-signed certificate authority, waits with visible
-//! progress until every unit is active/idle, runs get-password, and proves the cluster
-//! with psql: a row written on the primary is read on a replica, over scram-sha-256.
+//! two streaming replicas) and the self-signed certificate authority, integrates them for
+//! TLS, waits with visible progress until every unit is active/idle, runs get-password,
+//! and proves the cluster with psql over TLS (sslmode=verify-full against the CA) and
+//! scram-sha-256: a row written on the primary is read on a replica.
 //!
 //! `ward-demo <project-root>`; scripts/quickstart.sh runs it. The workloads are stopped
-//! when it ends, so running it again is safe. The `ward` CLI (issue 5), PgBouncer and TLS
-//! between the charms take their place in it as they land.
+//! when it ends, so running it again is safe. The `ward` CLI (issue 5) and PgBouncer
+//! take their place in it as they land.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,6 +118,11 @@ fn demo(
         [("profile".to_string(), json!("testing"))].into(),
     )?;
     ctl.deploy("self-signed-certificates", ssc, 1, Default::default())?;
+    ctl.integrate(
+        "postgresql:certificates",
+        "self-signed-certificates:certificates",
+    )?;
+    println!("== integrated postgresql:certificates with self-signed-certificates");
     let mut last = String::new();
     loop {
         let now = units(ctl);
@@ -173,10 +179,40 @@ fn demo(
         "== get-password: the operator password ({} characters) is in the app secret",
         password.len()
     );
+    let ca = rt.block_on(ctl.run_action(
+        "self-signed-certificates/0",
+        "get-ca-certificate",
+        json!({}),
+        Duration::from_secs(60),
+    ))?;
+    let ca_path = std::env::temp_dir().join("ward-demo-ca.pem");
+    std::fs::write(
+        &ca_path,
+        ca.results["ca-certificate"]
+            .as_str()
+            .context("no CA certificate")?,
+    )?;
+    // Every psql below checks the server's certificate against the CA and its address.
+    std::env::set_var("PGSSLMODE", "verify-full");
+    std::env::set_var("PGSSLROOTCERT", &ca_path);
     println!(
-        "   connect:  PGPASSWORD=<password> psql -h {} -U operator -d postgres",
-        primary.3
+        "   connect:  PGPASSWORD=<password> psql \"host={} user=operator dbname=postgres sslmode=verify-full sslrootcert={}\"",
+        primary.3,
+        ca_path.display()
     );
+    let tls_ready = Instant::now();
+    while psql(&primary.3, &password, "SELECT 1").is_err()
+        || psql(&replica.3, &password, "SELECT 1").is_err()
+    {
+        if tls_ready.elapsed() > Duration::from_secs(90) {
+            bail!(
+                "TLS with verify-full is not up on {} and {} after 90 s",
+                primary.0,
+                replica.0
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     psql(&primary.3, &password, "CREATE TABLE IF NOT EXISTS ward_demo (at timestamptz); INSERT INTO ward_demo VALUES (now());")?;
     let mut seen = String::new();
     for _ in 0..50 {
@@ -195,7 +231,7 @@ fn demo(
     }
     let version = psql(&primary.3, &password, "SHOW server_version")?;
     println!(
-        "== psql: wrote a row on {} ({}), read it on {} ({}); PostgreSQL {version}, password_encryption {}",
+        "== psql (TLS, verify-full): wrote a row on {} ({}), read it on {} ({}); PostgreSQL {version}, password_encryption {}",
         primary.0,
         primary.3,
         replica.0,
