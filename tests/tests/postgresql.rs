@@ -352,6 +352,40 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         (0o600, 584788),
         "the key is 0600 and the postgres user's"
     );
+
+    // A client that arrives with TLS on gets the CA in its secret-tls.
+    ctl.deploy("app2", &client, 1, Default::default()).unwrap();
+    let rel2 = ctl
+        .integrate("app2:database", "postgresql:database")
+        .unwrap();
+    settle(ctl, "app2's credentials", Duration::from_secs(60), |c| {
+        workload(c, "app2/0").0 == "active"
+    })
+    .unwrap();
+    let bag = ctl.relation_data(rel2, "postgresql").unwrap();
+    assert_eq!(bag["tls"], "True");
+    let tls = ctl.reveal_secret(&bag["secret-tls"], None).unwrap();
+    assert_eq!(
+        tls["tls-ca"].trim(),
+        std::fs::read_to_string(&ca).unwrap().trim()
+    );
+
+    // The system roles Patroni does not make exist, with the secret's passwords.
+    for user in ["monitoring", "backup"] {
+        let task = rt
+            .block_on(ctl.run_action(
+                "postgresql/0",
+                "get-password",
+                json!({"username": user}),
+                Duration::from_secs(30),
+            ))
+            .unwrap();
+        let pw = task.results["password"].as_str().unwrap().to_string();
+        assert_eq!(
+            psql_as(&writer, user, &pw, "postgres", "SELECT current_user").unwrap(),
+            user
+        );
+    }
 }
 
 /// The postmaster Patroni started for the unit at `address` (its command line names it).

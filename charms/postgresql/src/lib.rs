@@ -54,6 +54,8 @@ pub const SYSTEM_USERS: [&str; 6] = [
 pub const CERTIFICATES: &str = "certificates";
 /// The client endpoint (postgresql_client).
 pub const DATABASE: &str = "database";
+/// Peer application bag key: set once the monitoring and backup roles exist.
+pub const ROLES_KEY: &str = "system-roles-created";
 /// Peer application bag key: bumped when the system users' passwords change.
 pub const USERS_REVISION_KEY: &str = "system-users-revision";
 /// Roles a client may ask for in `extra-user-roles`.
@@ -72,6 +74,8 @@ pub struct PostgreSql {
     broken: Option<u32>,
     /// Whether this unit serves TLS (set by reconcile).
     tls_on: bool,
+    /// The CA of this unit's certificate, for clients' `secret-tls`.
+    tls_ca: Option<String>,
 }
 
 /// A random password: 32 letters and digits from the OS's generator.
@@ -254,6 +258,21 @@ impl PostgreSql {
         };
         match role {
             Ok(role) => {
+                if leader && role == "primary" && !app_bag.contains_key(ROLES_KEY) {
+                    // The roles Patroni does not make: monitoring (pg_monitor) and backup.
+                    let script = format!(
+                        "SELECT format('CREATE ROLE %I LOGIN', 'monitoring') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'monitoring')\\gexec\n\
+                         ALTER ROLE monitoring WITH LOGIN PASSWORD {};\nGRANT pg_monitor TO monitoring;\n\
+                         SELECT format('CREATE ROLE %I LOGIN', 'backup') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'backup')\\gexec\n\
+                         ALTER ROLE backup WITH LOGIN REPLICATION PASSWORD {};\nGRANT pg_read_all_data TO backup;\n",
+                        sql::literal(&interfaces::scram::verifier(&pw("monitoring"))),
+                        sql::literal(&interfaces::scram::verifier(&pw("backup"))),
+                    );
+                    sql::run(&pebble, &address, &passwords.operator, "postgres", &script)?;
+                    let mut data = Bag::new();
+                    data.insert(ROLES_KEY.into(), "true".into());
+                    ctx.set_app_data(&rel, &data)?;
+                }
                 if leader && !initialised && role == "primary" {
                     let mut data = Bag::new();
                     data.insert(INITIALISED_KEY.into(), "true".into());
@@ -297,6 +316,7 @@ impl PostgreSql {
         let Some(issued) = TlsRequirer::new(CERTIFICATES).reconcile(ctx, &request)? else {
             return Ok(false);
         };
+        self.tls_ca = Some(issued.ca.clone());
         for (name, content) in [
             ("server.crt", issued.certificate.as_str()),
             ("server.key", issued.private_key.as_str()),
@@ -449,6 +469,32 @@ impl PostgreSql {
                         rel.id
                     ),
                 )?;
+            }
+            if let Some(ca) = self.tls_ca.clone() {
+                let content: Bag = [
+                    ("tls".to_string(), "True".to_string()),
+                    ("tls-ca".to_string(), ca),
+                ]
+                .into();
+                match mine.get("secret-tls") {
+                    None => {
+                        let id = ctx.add_secret(
+                            &content,
+                            SecretOwner::Application,
+                            &SecretOptions {
+                                label: Some(format!("{DATABASE}.{}.tls.secret", rel.id)),
+                                ..Default::default()
+                            },
+                        )?;
+                        ctx.grant_secret(&id, &rel, None)?;
+                        data.insert("secret-tls".into(), id);
+                    }
+                    Some(id) => {
+                        if ctx.get_secret(Some(id), None, SecretRead::Refresh)? != content {
+                            ctx.set_secret(id, &content, &SecretOptions::default())?;
+                        }
+                    }
+                }
             }
             for (k, v) in [
                 ("database", database.clone()),
