@@ -84,6 +84,6 @@ pub(crate) async fn run(client: &Client, timeout: Duration, apps: Vec<String>) -
                 humantime::format_duration(timeout)
             )));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

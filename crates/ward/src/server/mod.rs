@@ -173,6 +173,8 @@ pub(crate) async fn run(home: Home, port: u16) -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             accepted = listener.accept() => {
                 let Ok((tcp, _peer)) = accepted else { continue };
+                // Small request/answer exchanges: Nagle plus delayed ACKs would add 40 ms.
+                let _ = tcp.set_nodelay(true);
                 let Ok(permit) = connections.clone().acquire_owned().await else { break };
                 let tls = tls.clone();
                 let svc = TowerToHyperService::new(app.clone());
