@@ -60,7 +60,14 @@ impl Model {
 
     /// A controller whose units run in bubblewrap sandboxes (`SandboxSubstrate`), with
     /// `pebble` as each workload container's entry point and the project's rocks.
-    pub fn start_sandboxed(home: &Path, jujuc: &Path, pebble: &Path) -> anyhow::Result<Model> {
+    /// `hook_runner` (`ward-hook-runner`) keeps one charm sandbox per unit; without it
+    /// every hook gets a fresh sandbox.
+    pub fn start_sandboxed(
+        home: &Path,
+        jujuc: &Path,
+        pebble: &Path,
+        hook_runner: Option<&Path>,
+    ) -> anyhow::Result<Model> {
         let mut cfg = ControllerConfig::new(home);
         cfg.jujuc_path = PathBuf::from(jujuc);
         cfg.retry_base = Duration::from_millis(300);
@@ -72,6 +79,7 @@ impl Model {
             rocks_dir: Some(rocks),
             tools: vec![home.join("tools"), jujuc.to_path_buf()],
             extra_ro_binds: Vec::new(),
+            hook_runner: hook_runner.map(Path::to_path_buf),
         })?;
         let mut model = Self::run(Controller::with_substrate(
             cfg,

@@ -53,6 +53,7 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         home.path(),
         Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
         Path::new(env!("CARGO_BIN_EXE_e2e-pebble")),
+        Some(Path::new(env!("CARGO_BIN_EXE_e2e-hook-runner"))),
     )
     .unwrap();
     let ctl = &model.ctl;

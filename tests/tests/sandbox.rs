@@ -34,6 +34,7 @@ fn workloads_run_sandboxed_as_the_rock_user_and_charms_see_only_their_own_unit()
         home.path(),
         Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
         Path::new(env!("CARGO_BIN_EXE_e2e-pebble")),
+        Some(Path::new(env!("CARGO_BIN_EXE_e2e-hook-runner"))),
     )
     .unwrap();
     let ctl = &model.ctl;

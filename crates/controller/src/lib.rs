@@ -39,6 +39,7 @@ pub(crate) mod context;
 pub mod controller;
 pub mod hook;
 pub mod protocol;
+pub mod runner_wire;
 pub mod sandbox;
 pub(crate) mod server;
 pub mod store;

@@ -49,6 +49,10 @@ pub struct SandboxConfig {
     /// Extra host paths bound read-only into charm sandboxes (a Python interpreter that
     /// lives outside /usr, for instance).
     pub extra_ro_binds: Vec<PathBuf>,
+    /// `ward-hook-runner`: with it, each unit keeps one long-lived charm sandbox and hooks
+    /// start inside it (a process spawn instead of a new sandbox per hook); without it,
+    /// every hook gets a fresh sandbox.
+    pub hook_runner: Option<PathBuf>,
 }
 
 /// The bubblewrap substrate.
@@ -202,6 +206,71 @@ impl SandboxSubstrate {
             let _ = child.wait();
         });
         Ok(())
+    }
+
+    /// The unit's long-lived charm sandbox running `ward-hook-runner`; started on first use
+    /// (and again after a controller restart: it dies with the controller).
+    fn ensure_runner(&self, place: &UnitPlacement, runner: &Path) -> std::io::Result<PathBuf> {
+        let socket = place.dir.join("hook-runner.socket");
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Ok(socket);
+        }
+        let mut args: Vec<String> = vec![
+            "--unshare-ipc".into(),
+            "--die-with-parent".into(),
+            "--new-session".into(),
+        ];
+        args.extend(base_fs());
+        // The unit's own directory: its charm, the hook-tool socket, its runner socket.
+        args.extend(bind_rw(&place.dir, &place.dir));
+        for p in self.cfg.tools.iter().chain(&self.cfg.extra_ro_binds) {
+            if p.exists() {
+                args.extend(bind_ro(p, p));
+            }
+        }
+        args.extend(bind_ro(runner, runner));
+        if let Ok(entries) = std::fs::read_dir(place.dir.join("containers")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                args.extend(bind_rw(
+                    &e.path().join("sock"),
+                    &Path::new("/charm/containers").join(name),
+                ));
+            }
+        }
+        args.extend([
+            "--chdir".into(),
+            place.charm_dir.display().to_string(),
+            "--".into(),
+        ]);
+        args.push(runner.display().to_string());
+        args.push(socket.display().to_string());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(place.dir.join("hook-runner.log"))?;
+        let mut child = std::process::Command::new(&self.cfg.bwrap)
+            .args(&args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        std::fs::write(place.dir.join("hook-runner.pid"), child.id().to_string())?;
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err(io_err(format!(
+                    "the hook runner of {} did not start",
+                    place.unit
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(socket)
     }
 
     fn charm_sandbox_args(&self, place: &UnitPlacement, run: &HookInvocation) -> Vec<String> {
@@ -425,6 +494,49 @@ fn stop_sandbox(pid: u32, grace: std::time::Duration) {
     }
 }
 
+/// Runs one hook through the unit's runner; dropping the future kills the hook's group.
+async fn run_in_runner(socket: &Path, run: HookInvocation) -> std::io::Result<HookOutput> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = crate::runner_wire::Request {
+        program: run.program.display().to_string(),
+        cwd: run.cwd.display().to_string(),
+        args: run.args,
+        env: run.env,
+    };
+    let mut buf = Vec::new();
+    req.write(&mut buf)?;
+    let mut conn = tokio::net::UnixStream::connect(socket).await?;
+    conn.write_all(&buf).await?;
+    let pid = conn.read_u32().await?;
+    if pid == 0 {
+        let len = conn.read_u32().await? as usize;
+        let mut msg = vec![0u8; len.min(1 << 20)];
+        conn.read_exact(&mut msg).await?;
+        return Err(io_err(String::from_utf8_lossy(&msg).into_owned()));
+    }
+    let guard = crate::substrate::GroupGuard::new(pid);
+    let code = conn.read_i32().await?;
+    let stdout = read_field(&mut conn).await?;
+    let stderr = read_field(&mut conn).await?;
+    guard.disarm();
+    Ok(HookOutput {
+        code: (code != i32::MIN).then_some(code),
+        stdout,
+        stderr,
+    })
+}
+
+async fn read_field(conn: &mut tokio::net::UnixStream) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let len = conn.read_u32().await? as usize;
+    if len > 256 << 20 {
+        return Err(io_err("hook output too long".into()));
+    }
+    let mut v = vec![0u8; len];
+    conn.read_exact(&mut v).await?;
+    Ok(v)
+}
+
 /// Stops every workload sandbox under a units root (`<root>/*/containers/*/sandbox.pid`):
 /// for tests and `ward destroy`, which must not leave workloads behind.
 pub fn stop_all(root: &Path) {
@@ -476,6 +588,28 @@ impl Substrate for SandboxSubstrate {
         placement: &'a UnitPlacement,
         run: HookInvocation,
     ) -> BoxFuture<'a, std::io::Result<HookOutput>> {
+        let agent_inside = run
+            .env
+            .iter()
+            .find(|(k, _)| k == "JUJU_AGENT_SOCKET_ADDRESS")
+            .is_some_and(|(_, v)| Path::new(v).starts_with(&placement.dir));
+        let runner_socket = placement.dir.join("hook-runner.socket");
+        if let (Some(runner), true, true) = (
+            self.cfg.hook_runner.clone(),
+            agent_inside,
+            runner_socket.as_os_str().len() < 100,
+        ) {
+            return Box::pin(async move {
+                let socket = {
+                    let me = self.clone();
+                    let place = placement.clone();
+                    tokio::task::spawn_blocking(move || me.ensure_runner(&place, &runner))
+                        .await
+                        .map_err(|e| io_err(e.to_string()))??
+                };
+                run_in_runner(&socket, run).await
+            });
+        }
         let args = self.charm_sandbox_args(placement, &run);
         let wrapped = HookInvocation {
             program: self.cfg.bwrap.clone(),
@@ -510,6 +644,15 @@ impl Substrate for SandboxSubstrate {
     }
 
     fn teardown(&self, placement: &UnitPlacement) -> std::io::Result<()> {
+        if let Some(pid) = std::fs::read_to_string(placement.dir.join("hook-runner.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         if let Ok(entries) = std::fs::read_dir(placement.dir.join("containers")) {
             for e in entries.flatten() {
                 if let Some(pid) = std::fs::read_to_string(e.path().join("sandbox.pid"))

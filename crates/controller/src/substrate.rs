@@ -88,7 +88,19 @@ impl ProcessSubstrate {
 }
 
 /// Kills a hook's process group when the hook is abandoned before it exits.
-struct GroupGuard(Option<u32>);
+pub(crate) struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    /// Guards the group led by `pid`.
+    pub(crate) fn new(pid: u32) -> Self {
+        GroupGuard(Some(pid))
+    }
+
+    /// The hook ended: nothing to kill.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {

@@ -85,6 +85,7 @@ fn run() -> anyhow::Result<()> {
         rocks_dir: Some(root.join("rocks")),
         tools: vec![ward_home.join("tools"), jujuc],
         extra_ro_binds: Vec::new(),
+        hook_runner: Some(need("e2e-hook-runner")?),
     })?;
     let ctl = Controller::with_substrate(
         cfg,
