@@ -31,9 +31,13 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = cli::Cli::parse();
-    if std::env::var_os("WARD_LOG").is_some() {
+    // The daemon logs at info by default (into controller.log); the CLI only when asked.
+    let daemon = matches!(cli.command, cli::Command::Controller(_));
+    if daemon || std::env::var_os("WARD_LOG").is_some() {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_env("WARD_LOG"))
+            .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .try_init();
     }

@@ -462,6 +462,23 @@ mod tests {
         assert_eq!(action_params(&s, &[]).unwrap(), json!({"name": "x"}));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_settings_never_panic(
+            kvs in proptest::collection::vec("[a-z.=]{0,6}(=.{0,12})?", 0..6)
+        ) {
+            let s = spec(
+                "act:\n  params:\n    a: {type: integer, minimum: 0}\n    b: {type: object, properties: {c: {type: string}}}\n  additionalProperties: false\n",
+            );
+            let _ = action_params(&s, &kvs);
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("metadata.yaml"), "name: c\n").unwrap();
+            std::fs::write(d.path().join("config.yaml"), "options:\n  a: {type: int}\n  b: {type: boolean}\n").unwrap();
+            let meta = controller::charmdir::read_meta(d.path()).unwrap();
+            let _ = config_changes(&meta, &kvs, &kvs);
+        }
+    }
+
     #[test]
     fn config_values_follow_option_types() {
         let d = tempfile::tempdir().unwrap();

@@ -589,3 +589,90 @@ fn without_a_controller_commands_say_how_to_get_one() {
     assert!(w.ok(&["version"]).starts_with("ward "));
     assert!(w.ok(&["destroy", "--yes"]).contains("Nothing to destroy"));
 }
+
+#[test]
+fn ward_alone_serves_as_the_hook_tools_and_debug_log_follows() {
+    // A copy of `ward` with no `ward-jujuc` beside it: hooks run the tools through
+    // `ward` itself (multi-call).
+    let w = Ward::new();
+    let bin = w.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let ward = bin.join("ward");
+    std::fs::copy(WARD, &ward).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(&ward);
+        c.args(args)
+            .env("WARD_HOME", &w.home)
+            .env("WARD_PORT", w.port.to_string())
+            .env("WARD_RETRY_BASE_MS", "300")
+            .env_remove("WARD_JUJUC")
+            .current_dir(w.dir.path());
+        c
+    };
+    let ok = |args: &[&str]| {
+        let o = run(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            w.logs()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&["bootstrap"]);
+    let charm = hooklog_charm(&w.dir.path().join("charms"), "1");
+    ok(&["deploy", charm.to_str().unwrap(), "-n", "2"]);
+    ok(&["wait", "--timeout", "60s"]);
+    let s = w.status();
+    assert_eq!(
+        workload(&s, "hooklog/1"),
+        ("active".into(), "colour blue rev 1".into())
+    );
+    let target = std::fs::read_link(w.home.join("tools/status-set")).unwrap();
+    assert_eq!(target, ward, "the tools link to the ward binary");
+
+    // debug-log follows: a change shows up while it runs.
+    let mut follow = run(&["debug-log", "--include", "hooklog/0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&["config", "hooklog", "colour=green"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen: Vec<String> = Vec::new();
+    let changed = |seen: &[String]| {
+        seen.iter()
+            .filter(|l| l.contains("ran hooks/config-changed"))
+            .count()
+    };
+    while Instant::now() < deadline && changed(&seen) < 2 {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        changed(&seen) >= 2,
+        "the follow saw the new config-changed: {seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|l| l.starts_with("unit-hooklog-0 ")),
+        "{seen:#?}"
+    );
+    ok(&["destroy", "--yes"]);
+}

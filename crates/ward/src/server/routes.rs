@@ -125,6 +125,7 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| same(t.trim().as_bytes(), st.token.as_bytes()));
     if !ok {
+        tracing::warn!(method = %req.method(), path = %req.uri().path(), "api call without the admin credential");
         return Fail::new(
             StatusCode::UNAUTHORIZED,
             "missing or wrong admin credential",
@@ -132,9 +133,18 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         .fix("send `Authorization: Bearer <token>` with the token in WARD_HOME/admin.token")
         .into_response();
     }
-    let span = tracing::info_span!("api", method = %req.method(), path = %req.uri().path());
-    let _enter = span.enter();
-    next.run(req).await
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if path == "/v1/status" || path == "/v1/health" {
+        tracing::debug!(%method, %path, status, ms, "api");
+    } else {
+        tracing::info!(%method, %path, status, ms, "api");
+    }
+    resp
 }
 
 /// The API router (every route needs the admin token).
