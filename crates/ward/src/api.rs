@@ -47,6 +47,9 @@ pub(crate) struct Health {
     pub(crate) version: String,
     pub(crate) pid: u32,
     pub(crate) model: String,
+    /// `sandbox` or `process`.
+    #[serde(default)]
+    pub(crate) substrate: String,
 }
 
 /// A status value with its message and time.

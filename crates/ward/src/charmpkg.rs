@@ -34,6 +34,23 @@ impl Source {
     }
 }
 
+/// The nearest parent of the current directory whose `Cargo.toml` has `[workspace]`.
+pub(crate) fn project_root() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .map(Path::to_path_buf)
+}
+
+/// The project's `rocks/` directory, if there is one.
+pub(crate) fn project_rocks() -> Option<PathBuf> {
+    project_root()
+        .map(|p| p.join("rocks"))
+        .filter(|r| r.is_dir())
+}
+
 /// Directories searched for a charm given by name: `$WARD_CHARMS`
 /// (colon-separated), else `<project>/target/charms` and `./charms-built`.
 pub(crate) fn search_dirs() -> Vec<PathBuf> {
@@ -42,15 +59,11 @@ pub(crate) fn search_dirs() -> Vec<PathBuf> {
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut out = Vec::new();
-    let mut project = None;
-    for dir in cwd.ancestors() {
-        let toml = dir.join("Cargo.toml");
-        if std::fs::read_to_string(&toml).is_ok_and(|t| t.contains("[workspace]")) {
-            project = Some(dir.to_path_buf());
-            break;
-        }
-    }
-    out.push(project.unwrap_or_else(|| cwd.clone()).join("target/charms"));
+    out.push(
+        project_root()
+            .unwrap_or_else(|| cwd.clone())
+            .join("target/charms"),
+    );
     out.push(cwd.join("charms-built"));
     out
 }

@@ -46,6 +46,9 @@ pub(crate) enum Command {
         /// API port on 127.0.0.1.
         #[arg(long, env = "WARD_PORT")]
         port: Option<u16>,
+        /// Where units run (default: the one recorded at the first bootstrap, else auto).
+        #[arg(long, value_enum, env = "WARD_SUBSTRATE")]
+        substrate: Option<SubstrateKind>,
     },
     /// Stop the controller and its units and remove WARD_HOME's state.
     Destroy {
@@ -208,5 +211,43 @@ pub(crate) enum ControllerCommand {
         /// API port on 127.0.0.1.
         #[arg(long, env = "WARD_PORT")]
         port: Option<u16>,
+        /// Where units run.
+        #[arg(long, value_enum, env = "WARD_SUBSTRATE")]
+        substrate: Option<SubstrateKind>,
+        /// Rocks directory for the sandbox substrate (default: <project>/rocks).
+        #[arg(long, env = "WARD_ROCKS")]
+        rocks: Option<std::path::PathBuf>,
     },
+}
+
+/// Where units run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SubstrateKind {
+    /// `sandbox` when bubblewrap and `ward-pebble` are found, else `process`.
+    Auto,
+    /// bubblewrap sandboxes, workloads under `ward-pebble` (the design's default).
+    Sandbox,
+    /// Plain processes, no workload containers.
+    Process,
+}
+
+impl SubstrateKind {
+    /// The name recorded in controller.json.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SubstrateKind::Auto => "auto",
+            SubstrateKind::Sandbox => "sandbox",
+            SubstrateKind::Process => "process",
+        }
+    }
+
+    /// Parse a recorded name.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(SubstrateKind::Auto),
+            "sandbox" => Some(SubstrateKind::Sandbox),
+            "process" => Some(SubstrateKind::Process),
+            _ => None,
+        }
+    }
 }

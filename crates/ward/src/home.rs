@@ -23,6 +23,12 @@ pub(crate) struct Home {
 pub(crate) struct Settings {
     /// The API port on 127.0.0.1.
     pub(crate) port: u16,
+    /// `sandbox` or `process`, as the daemon resolved it (kept across restarts).
+    #[serde(default)]
+    pub(crate) substrate: Option<String>,
+    /// The rocks directory the sandbox substrate materialises workloads from.
+    #[serde(default)]
+    pub(crate) rocks: Option<PathBuf>,
 }
 
 impl Home {

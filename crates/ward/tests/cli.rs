@@ -38,7 +38,12 @@ impl Ward {
         Ward {
             home,
             port: free_port(),
-            env: vec![("WARD_RETRY_BASE_MS".into(), "300".into())],
+            env: vec![
+                ("WARD_RETRY_BASE_MS".into(), "300".into()),
+                // The sandbox substrate has its own test; the rest runs on plain processes
+                // (the Python ops charm's venv lives outside the sandbox's /usr).
+                ("WARD_SUBSTRATE".into(), "process".into()),
+            ],
             dir,
         }
     }
@@ -605,6 +610,7 @@ fn ward_alone_serves_as_the_hook_tools_and_debug_log_follows() {
             .env("WARD_HOME", &w.home)
             .env("WARD_PORT", w.port.to_string())
             .env("WARD_RETRY_BASE_MS", "300")
+            .env("WARD_SUBSTRATE", "process")
             .env_remove("WARD_JUJUC")
             .current_dir(w.dir.path());
         c
@@ -675,4 +681,55 @@ fn ward_alone_serves_as_the_hook_tools_and_debug_log_follows() {
         "{seen:#?}"
     );
     ok(&["destroy", "--yes"]);
+}
+
+#[test]
+fn the_sandbox_substrate_runs_a_workload_and_destroy_stops_it() {
+    let pebble = Path::new(WARD).parent().unwrap().join("ward-pebble");
+    let pebble = if pebble.is_file() {
+        pebble
+    } else if let Some(p) = std::env::var_os("WARD_PEBBLE").map(PathBuf::from) {
+        p
+    } else {
+        eprintln!(
+            "skipping: no ward-pebble next to {WARD} and WARD_PEBBLE unset (cargo build -p pebble)"
+        );
+        return;
+    };
+    if !Path::new("/usr/bin/bwrap").is_file() {
+        eprintln!("skipping: bubblewrap is not installed");
+        return;
+    }
+    let mut w = Ward::new();
+    w.env.retain(|(k, _)| k != "WARD_SUBSTRATE");
+    w.env
+        .push(("WARD_PEBBLE".into(), pebble.display().to_string()));
+    w.env.push((
+        "WARD_ROCKS".into(),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../rocks")
+            .display()
+            .to_string(),
+    ));
+    let out = w.ok(&["bootstrap", "--substrate", "sandbox"]);
+    assert!(out.contains("sandbox substrate"), "{out}");
+    let charm = w.dir.path().join("sandboxed");
+    copy_dir(&test_charms().join("sandboxed"), &charm);
+    w.ok(&["deploy", charm.to_str().unwrap()]);
+    w.until("the workload to come up", Duration::from_secs(90), |s| {
+        workload(s, "sandboxed/0") == ("active".into(), "workload up".into())
+    });
+    let pid_file = w
+        .home
+        .join("units/unit-sandboxed-0/containers/workload/sandbox.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    // A restart re-adopts the running workload; switching substrate is refused.
+    w.fails(2, &["bootstrap", "--substrate", "process"]);
+    w.ok(&["destroy", "--yes"]);
+    assert!(!alive(pid), "the workload sandbox {pid} outlived destroy");
 }

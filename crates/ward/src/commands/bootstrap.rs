@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::api;
+use crate::cli::SubstrateKind;
 use crate::client::Client;
 use crate::error::{CliError, Context, Result};
 use crate::home::{Home, DEFAULT_PORT};
@@ -17,7 +18,11 @@ pub(crate) fn log_tail(home: &Home) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-pub(crate) async fn run(home: &Home, port: Option<u16>) -> Result<()> {
+pub(crate) async fn run(
+    home: &Home,
+    port: Option<u16>,
+    substrate: Option<SubstrateKind>,
+) -> Result<()> {
     home.create()?;
     let home = Home {
         root: home
@@ -25,9 +30,29 @@ pub(crate) async fn run(home: &Home, port: Option<u16>) -> Result<()> {
             .canonicalize()
             .failed(|| format!("resolving WARD_HOME {}", home.root.display()))?,
     };
+    let settings = home.settings();
     let port = port
-        .or_else(|| home.settings().map(|s| s.port))
+        .or(settings.as_ref().map(|s| s.port))
         .unwrap_or(DEFAULT_PORT);
+    let recorded = settings
+        .as_ref()
+        .and_then(|s| s.substrate.as_deref())
+        .and_then(SubstrateKind::parse);
+    if let (Some(want), Some(had)) = (substrate, recorded) {
+        if want != had && want != SubstrateKind::Auto && home.root.join("state.db").exists() {
+            return Err(CliError::usage(format!(
+                "WARD_HOME={} runs its units on the {} substrate; it cannot switch to {} with units in place: `ward destroy` first or use another WARD_HOME",
+                home.root.display(),
+                had.as_str(),
+                want.as_str()
+            )));
+        }
+    }
+    let substrate = recorded.or(substrate).unwrap_or(SubstrateKind::Auto);
+    let rocks = std::env::var_os("WARD_ROCKS")
+        .map(std::path::PathBuf::from)
+        .or(settings.and_then(|s| s.rocks))
+        .or_else(crate::charmpkg::project_rocks);
     match crate::server::try_lock(&home)? {
         None => {
             let pid = home
@@ -55,9 +80,23 @@ pub(crate) async fn run(home: &Home, port: Option<u16>) -> Result<()> {
         .failed(|| format!("opening {}", home.log_file().display()))?;
     let exe = std::env::current_exe().failed(|| "finding the ward binary".into())?;
     let mut child = std::process::Command::new(exe)
-        .args(["controller", "run", "--port", &port.to_string()])
+        .args([
+            "controller",
+            "run",
+            "--port",
+            &port.to_string(),
+            "--substrate",
+            substrate.as_str(),
+        ])
+        .args(
+            rocks
+                .iter()
+                .flat_map(|r| [std::ffi::OsString::from("--rocks"), r.clone().into()]),
+        )
         .env("WARD_HOME", &home.root)
         .env_remove("WARD_PORT")
+        .env_remove("WARD_SUBSTRATE")
+        .env_remove("WARD_ROCKS")
         .current_dir(&home.root)
         .stdin(Stdio::null())
         .stdout(log)
@@ -79,10 +118,11 @@ pub(crate) async fn run(home: &Home, port: Option<u16>) -> Result<()> {
         match client.get::<api::Health>("/v1/health").await {
             Ok(h) => {
                 println!(
-                    "Controller running on https://127.0.0.1:{port} (pid {}, WARD_HOME={}, model {:?})",
+                    "Controller running on https://127.0.0.1:{port} (pid {}, WARD_HOME={}, model {:?}, {} substrate)",
                     h.pid,
                     home.root.display(),
-                    h.model
+                    h.model,
+                    h.substrate
                 );
                 return Ok(());
             }

@@ -74,6 +74,9 @@ pub(crate) async fn run(home: &Home, yes: bool) -> Result<()> {
             }
         }
     }
+    // Workload sandboxes outlive their controller by design (it re-adopts
+    // them on restart); destroy ends them too.
+    controller::sandbox::stop_all(&home.root.join("units"));
     std::fs::remove_dir_all(&home.root)
         .failed(|| format!("removing WARD_HOME {}", home.root.display()))?;
     println!("Controller destroyed; removed {}.", home.root.display());

@@ -47,16 +47,28 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 
 async fn dispatch(home: Home, cmd: Command) -> Result<()> {
     match cmd {
-        Command::Bootstrap { port } => bootstrap::run(&home, port).await,
-        Command::Controller(ControllerCommand::Run { port }) => {
-            let port = match port {
-                Some(p) => p,
-                None => home
-                    .settings()
-                    .map(|s| s.port)
-                    .unwrap_or(crate::home::DEFAULT_PORT),
-            };
-            crate::server::run(home, port).await
+        Command::Bootstrap { port, substrate } => bootstrap::run(&home, port, substrate).await,
+        Command::Controller(ControllerCommand::Run {
+            port,
+            substrate,
+            rocks,
+        }) => {
+            let settings = home.settings();
+            let port = port
+                .or(settings.as_ref().map(|s| s.port))
+                .unwrap_or(crate::home::DEFAULT_PORT);
+            let substrate = substrate
+                .or_else(|| {
+                    settings
+                        .as_ref()
+                        .and_then(|s| s.substrate.as_deref())
+                        .and_then(crate::cli::SubstrateKind::parse)
+                })
+                .unwrap_or(crate::cli::SubstrateKind::Auto);
+            let rocks = rocks
+                .or_else(|| settings.and_then(|s| s.rocks))
+                .or_else(crate::charmpkg::project_rocks);
+            crate::server::run(home, port, substrate, rocks).await
         }
         Command::Destroy { yes } => destroy::run(&home, yes).await,
         Command::Status { format, watch } => status::run(&client(&home)?, format, watch).await,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use controller::{Controller, ControllerConfig};
+
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -22,6 +23,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cli::SubstrateKind;
 use crate::error::{CliError, Context, Result};
 use crate::home::{write_private, Home, Settings};
 
@@ -48,6 +50,64 @@ pub(crate) fn find_jujuc() -> Result<PathBuf> {
         return Ok(p);
     }
     Ok(exe)
+}
+
+/// A binary next to this one, else the one an environment variable names.
+fn sibling_or_env(name: &str, var: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.parent()
+        .map(|d| d.join(name))
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+        })
+}
+
+/// The substrate the daemon runs units on: `sandbox` needs bubblewrap
+/// (`WARD_BWRAP`, default /usr/bin/bwrap) and `ward-pebble` (next to `ward`,
+/// else `WARD_PEBBLE`); `ward-hook-runner` (next to `ward`, else
+/// `WARD_HOOK_RUNNER`) keeps one charm sandbox per unit when present.
+fn substrate(
+    home: &Home,
+    kind: SubstrateKind,
+    jujuc: &std::path::Path,
+    rocks: Option<PathBuf>,
+) -> Result<(Arc<dyn controller::Substrate>, &'static str)> {
+    let bwrap = std::env::var_os("WARD_BWRAP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/bwrap"));
+    let pebble = sibling_or_env("ward-pebble", "WARD_PEBBLE");
+    let sandbox = match kind {
+        SubstrateKind::Process => false,
+        SubstrateKind::Sandbox => true,
+        SubstrateKind::Auto => bwrap.is_file() && pebble.is_some(),
+    };
+    if !sandbox {
+        let s = controller::ProcessSubstrate::new(home.root.join("units"));
+        return Ok((Arc::new(s), "process"));
+    }
+    let Some(pebble) = pebble else {
+        return Err(CliError::usage(
+            "the sandbox substrate needs ward-pebble: build it next to ward (`cargo build -p pebble`) or set WARD_PEBBLE; or bootstrap with --substrate process",
+        ));
+    };
+    let extra_ro_binds = std::env::var_os("WARD_SANDBOX_BINDS")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    let s = controller::SandboxSubstrate::new(controller::SandboxConfig {
+        root: home.root.join("units"),
+        bwrap,
+        pebble,
+        rocks_dir: rocks,
+        tools: vec![home.root.join("tools"), jujuc.to_path_buf()],
+        extra_ro_binds,
+        hook_runner: sibling_or_env("ward-hook-runner", "WARD_HOOK_RUNNER"),
+    })
+    .map_err(|e| CliError::usage(format!("{e}; or bootstrap with --substrate process")))?;
+    Ok((Arc::new(s), "sandbox"))
 }
 
 /// Environment for every hook: the variables named in `WARD_HOOK_ENV`
@@ -97,7 +157,12 @@ pub(crate) fn try_lock(home: &Home) -> Result<Option<nix::fcntl::Flock<std::fs::
 }
 
 /// Run the controller in the foreground until SIGTERM or SIGINT.
-pub(crate) async fn run(home: Home, port: u16) -> Result<()> {
+pub(crate) async fn run(
+    home: Home,
+    port: u16,
+    kind: SubstrateKind,
+    rocks: Option<PathBuf>,
+) -> Result<()> {
     home.create()?;
     crate::pki::ensure(&home)?;
     let Some(_lock) = try_lock(&home)? else {
@@ -124,14 +189,19 @@ pub(crate) async fn run(home: Home, port: u16) -> Result<()> {
         cfg.retry_base = Duration::from_millis(ms);
     }
     let juju_version = cfg.juju_version.clone();
-    let ctl = Controller::open(cfg)
+    let (sub, sub_name) = substrate(&home, kind, &cfg.jujuc_path, rocks.clone())?;
+    let ctl = Controller::with_substrate(cfg, sub, Arc::new(controller::SystemClock))
         .failed(|| format!("opening the controller state in {}", home.root.display()))?;
 
     write_private(
         &home.settings_file(),
-        serde_json::to_string(&Settings { port })
-            .unwrap_or_default()
-            .as_bytes(),
+        serde_json::to_string(&Settings {
+            port,
+            substrate: Some(sub_name.to_string()),
+            rocks,
+        })
+        .unwrap_or_default()
+        .as_bytes(),
         0o644,
     )?;
     write_private(
@@ -157,9 +227,10 @@ pub(crate) async fn run(home: Home, port: u16) -> Result<()> {
         home: home.clone(),
         token: Arc::new(token),
         juju_version,
+        substrate: sub_name,
     });
     eprintln!(
-        "ward controller listening on https://127.0.0.1:{port} (WARD_HOME={}, pid {})",
+        "ward controller listening on https://127.0.0.1:{port} (WARD_HOME={}, pid {}, {sub_name} substrate)",
         home.root.display(),
         std::process::id()
     );

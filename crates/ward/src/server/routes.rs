@@ -29,6 +29,7 @@ pub(crate) struct AppState {
     pub(crate) home: Home,
     pub(crate) token: Arc<String>,
     pub(crate) juju_version: String,
+    pub(crate) substrate: &'static str,
 }
 
 /// An error answer with its HTTP status.
@@ -179,6 +180,7 @@ async fn health(State(st): State<AppState>) -> Answer<api::Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
         model: st.ctl.status()?.model,
+        substrate: st.substrate.to_string(),
     }))
 }
 
