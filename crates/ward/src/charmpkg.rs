@@ -58,14 +58,12 @@ pub(crate) fn search_dirs() -> Vec<PathBuf> {
         return std::env::split_paths(&v).collect();
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut out = Vec::new();
-    out.push(
+    vec![
         project_root()
             .unwrap_or_else(|| cwd.clone())
             .join("target/charms"),
-    );
-    out.push(cwd.join("charms-built"));
-    out
+        cwd.join("charms-built"),
+    ]
 }
 
 /// Resolve `ward deploy`'s charm argument: an existing path, else a built charm by name.
