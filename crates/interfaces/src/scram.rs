@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 /// PostgreSQL's default iteration count (`scram_iterations`).
 pub const ITERATIONS: u32 = 4096;
 
+/// The length of the passwords Ward makes for PostgreSQL users.
+pub const PASSWORD_LENGTH: usize = 32;
+
 fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
