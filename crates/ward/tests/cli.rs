@@ -227,7 +227,7 @@ fn hooklog_charm(at: &Path, revision: &str) -> PathBuf {
     std::fs::write(
         dir.join("dispatch"),
         format!(
-            "#!/bin/sh\n# revision {revision}\njuju-log \"ran $JUJU_DISPATCH_PATH\"\ncase \"$JUJU_DISPATCH_PATH\" in\n  actions/add) action-set \"sum=$(( $(action-get a) + $(action-get b) ))\" ;;\n  actions/fail) action-fail \"asked to fail\" ;;\n  *) status-set active \"colour $(config-get colour) rev {revision}\" ;;\nesac\n"
+            "#!/bin/sh\n# revision {revision}\njuju-log \"ran $JUJU_DISPATCH_PATH\"\ncase \"$JUJU_DISPATCH_PATH\" in\n  actions/add) action-set \"sum=$(( $(action-get a) + $(action-get b) ))\" ;;\n  actions/fail) action-fail \"asked to fail\" ;;\n  *) c=$(config-get colour)\n     [ \"$c\" = crash ] && exit 3\n     if [ \"$c\" = none ]; then status-set blocked \"colour must not be none\"; else status-set active \"colour $c rev {revision}\"; fi ;;\nesac\n"
         ),
     )
     .unwrap();
@@ -408,6 +408,25 @@ fn a_model_lives_through_the_cli_and_a_controller_kill() {
         ],
     );
     assert!(w.status()["applications"].get("hl2").is_none());
+
+    // wait: at its timeout, exit 1 naming what is blocked or in error.
+    w.ok(&["config", "hl", "colour=none"]);
+    let err = w.fails(1, &["wait", "--timeout", "2s", "hl"]);
+    assert!(
+        err.contains("hl/0 is blocked: colour must not be none"),
+        "{err}"
+    );
+    w.ok(&["config", "hl", "colour=crash"]);
+    w.until("hl/0 to be in error", Duration::from_secs(30), |s| {
+        workload(s, "hl/0").0 == "error"
+    });
+    let err = w.fails(1, &["wait", "--timeout", "1s"]);
+    assert!(err.contains("hl/0"), "{err}");
+    w.ok(&["config", "hl", "colour=red"]);
+    w.ok(&["wait", "--timeout", "60s"]);
+    assert_eq!(workload(&w.status(), "hl/0").1, "colour red rev 1");
+    let err = w.fails(2, &["resolve", "hl/0"]);
+    assert!(err.contains("not in an error state"), "{err}");
 
     // Actions: juju run's JSON shape; bad params rejected with exit 2 before queueing.
     let out = w.ok(&[
