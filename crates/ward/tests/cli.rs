@@ -306,6 +306,16 @@ fn a_model_lives_through_the_cli_and_a_controller_kill() {
     if python.is_some() {
         w.ok(&["integrate", "greeter", "ops-listener"]);
     }
+    let err = w.fails(2, &["integrate", "hl", "listener"]);
+    assert!(
+        err.contains("listener:greetings (requirer greeting)"),
+        "the fix lists the endpoints: {err}"
+    );
+    let err = w.fails(2, &["deploy", hooklog.to_str().unwrap(), "Bad_Name"]);
+    assert!(
+        err.contains("Bad_Name") && err.contains("lowercase"),
+        "{err}"
+    );
     w.ok(&["wait", "--timeout", "120s"]);
     let s = w.status();
     assert_eq!(

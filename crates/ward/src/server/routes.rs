@@ -271,7 +271,7 @@ async fn upload(State(st): State<AppState>, body: Bytes) -> Answer<api::Uploaded
         let tmp = st
             .home
             .charms_dir()
-            .join(format!(".tmp-{id}-{}", std::process::id()));
+            .join(format!(".tmp-{id}-{:016x}", rand::random::<u64>()));
         let _ = std::fs::remove_dir_all(&tmp);
         let unpacked = crate::charmpkg::unpack(&body, &tmp).map_err(|e| {
             Fail::bad(e.to_string()).fix("upload a .charm made by `ward pack` or charmcraft")
@@ -335,7 +335,16 @@ async fn deploy(State(st): State<AppState>, Body2(req): Body2<api::Deploy>) -> A
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    let units = st.ctl.deploy(&app, &dir, req.units, config)?;
+    let units = st.ctl.deploy(&app, &dir, req.units, config).map_err(|e| {
+        let invalid_name =
+            matches!(&e, ControllerError::Invalid(m) if m.starts_with("invalid application name"));
+        let f = Fail::from(e);
+        if invalid_name {
+            f.fix("application names are lowercase letters, digits and '-', not starting with '-'")
+        } else {
+            f
+        }
+    })?;
     Ok(Json(api::Units { app, units }))
 }
 
@@ -375,20 +384,38 @@ async fn remove_application(
     Ok(Json(Value::Object(Default::default())))
 }
 
-fn check_endpoint_apps(st: &AppState, specs: &[&str]) -> Result<(), Fail> {
+/// Check both applications exist; returns a description of their endpoints
+/// for error messages.
+fn check_endpoint_apps(st: &AppState, specs: &[&str]) -> Result<String, Fail> {
+    let mut parts = Vec::new();
     for s in specs {
         let app = s.split(':').next().unwrap_or(s);
-        st.app_charm_dir(app)?;
+        let meta = read_meta(&st.app_charm_dir(app)?)?;
+        let eps: Vec<String> = meta
+            .endpoints
+            .iter()
+            .filter(|e| e.role != controller::charmdir::Role::Peer)
+            .map(|e| format!("{app}:{} ({} {})", e.name, e.role.as_str(), e.interface))
+            .collect();
+        parts.push(if eps.is_empty() {
+            format!("{app} has no relation endpoints")
+        } else {
+            format!("{app} has {}", eps.join(", "))
+        });
     }
-    Ok(())
+    Ok(parts.join("; "))
 }
 
 async fn integrate(
     State(st): State<AppState>,
     Body2(req): Body2<api::Relate>,
 ) -> Answer<api::Related> {
-    check_endpoint_apps(&st, &[&req.a, &req.b])?;
-    let id = st.ctl.integrate(&req.a, &req.b)?;
+    let endpoints = check_endpoint_apps(&st, &[&req.a, &req.b])?;
+    let id = st.ctl.integrate(&req.a, &req.b).map_err(|e| {
+        Fail::from(e).fix(format!(
+            "{endpoints}: a provider and a requirer of the same interface relate"
+        ))
+    })?;
     Ok(Json(api::Related { id }))
 }
 
@@ -397,7 +424,11 @@ async fn remove_relation(
     Body2(req): Body2<api::Relate>,
 ) -> Answer<Value> {
     check_endpoint_apps(&st, &[&req.a, &req.b])?;
-    st.ctl.remove_relation_between(&req.a, &req.b)?;
+    st.ctl
+        .remove_relation_between(&req.a, &req.b)
+        .map_err(|e| {
+            Fail::from(e).fix("`ward status` lists the relations (Integration provider / Requirer)")
+        })?;
     Ok(Json(Value::Object(Default::default())))
 }
 
@@ -533,7 +564,9 @@ async fn run(State(st): State<AppState>, Body2(req): Body2<api::Run>) -> Answer<
 }
 
 async fn resolve(State(st): State<AppState>, Body2(req): Body2<api::Resolve>) -> Answer<Value> {
-    st.ctl.resolve(&req.unit, req.retry)?;
+    st.ctl
+        .resolve(&req.unit, req.retry)
+        .map_err(|e| Fail::from(e).fix("`ward status` shows which units are in error"))?;
     Ok(Json(Value::Object(Default::default())))
 }
 
