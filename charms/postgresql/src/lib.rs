@@ -11,21 +11,25 @@
 //!   pushed and Patroni reloads it (SIGHUP).
 //! - Statuses say what the unit waits for, why it is blocked, or its role.
 
+pub mod fakes;
 pub mod patroni;
 pub mod settings;
 pub mod sql;
+pub mod workload;
 
-use charm::pebble::{Client, FileOptions};
 use charm::{
     Bag, Charm, Context, Error, Event, LogLevel, Result, SecretOptions, SecretOwner, SecretRead,
     Status,
 };
 use serde_json::json;
 
+use interfaces::postgresql_client::{self as client, DatabaseRequest, SecretGroup};
 use interfaces::tls_certificates::CsrRequest;
 use interfaces::tls_requirer::TlsRequirer;
 
-use crate::patroni::{Member, Passwords};
+use crate::patroni::{Member, Passwords, PatroniApi};
+use crate::sql::Sql;
+use crate::workload::Workload;
 
 /// The peer relation.
 pub const PEER: &str = "database-peers";
@@ -65,8 +69,12 @@ pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// The charm.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PostgreSql {
+    workload: Box<dyn Workload>,
+    patroni: Box<dyn PatroniApi>,
+    sql: Box<dyn Sql>,
+    start_wait: std::time::Duration,
     status: Option<Status>,
     /// A password set in this hook (secret writes are only visible after the hook).
     password_override: Option<(String, String)>,
@@ -76,6 +84,19 @@ pub struct PostgreSql {
     tls_on: bool,
     /// The CA of this unit's certificate, for clients' `secret-tls`.
     tls_ca: Option<String>,
+    /// PostgreSQL's version as Patroni reports it.
+    version: Option<String>,
+}
+
+impl Default for PostgreSql {
+    /// The charm over the real workload: Pebble, Patroni's REST API, psql.
+    fn default() -> Self {
+        Self::with_backends(
+            Box::new(workload::Pebble::new(CONTAINER)),
+            Box::new(patroni::Rest),
+            Box::new(sql::Psql::new(CONTAINER)),
+        )
+    }
 }
 
 /// A random password: 32 letters and digits from the OS's generator.
@@ -89,6 +110,32 @@ fn secret_key(user: &str) -> String {
 }
 
 impl PostgreSql {
+    /// The charm over the given workload, Patroni API and SQL runner (fakes in tests).
+    pub fn with_backends(
+        workload: Box<dyn Workload>,
+        patroni: Box<dyn PatroniApi>,
+        sql: Box<dyn Sql>,
+    ) -> Self {
+        Self {
+            workload,
+            patroni,
+            sql,
+            start_wait: START_WAIT,
+            status: None,
+            password_override: None,
+            broken: None,
+            tls_on: false,
+            tls_ca: None,
+            version: None,
+        }
+    }
+
+    /// How long a hook waits for Patroni to report the member running (90 s by default).
+    pub fn with_start_wait(mut self, wait: std::time::Duration) -> Self {
+        self.start_wait = wait;
+        self
+    }
+
     fn peer_app(&self, ctx: &mut Context<'_>) -> Result<Option<(charm::RelationId, Bag)>> {
         match ctx.relation(PEER)? {
             Some(rel) => {
@@ -191,7 +238,9 @@ impl PostgreSql {
                 peers.push(a.clone());
             }
         }
+        peers.retain(|p| *p != address);
         peers.sort();
+        peers.dedup();
         let leader = ctx.is_leader()?;
         let initialised = app_bag.get(INITIALISED_KEY).is_some_and(|v| v == "true");
         if !leader && !initialised {
@@ -202,11 +251,10 @@ impl PostgreSql {
             // could form a cluster of its own (or one without quorum).
             return self.waiting("waiting for the address of the bootstrapped member");
         }
-        let pebble = Client::for_container(CONTAINER);
-        if !pebble.can_connect() {
+        if !self.workload.can_connect() {
             return self.waiting("waiting for the postgresql container");
         }
-        let tls = self.tls(ctx, &pebble, &address)?;
+        let tls = self.tls(ctx, &address)?;
         self.tls_on = tls;
         let member = Member {
             scope: ctx.app_name(),
@@ -216,48 +264,36 @@ impl PostgreSql {
             tls,
         };
         let config = patroni::config(&member, &settings, &passwords);
-        let current = pebble.pull(patroni::CONFIG_PATH).ok();
+        let current = self.workload.pull(patroni::CONFIG_PATH);
         let changed = current.as_deref() != Some(config.as_bytes());
         if changed {
-            pebble
-                .push(
-                    patroni::CONFIG_PATH,
-                    config.as_bytes(),
-                    &FileOptions {
-                        make_dirs: true,
-                        permissions: Some(0o600),
-                        user: Some("postgres".into()),
-                        group: Some("postgres".into()),
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| Error::Charm(format!("cannot write patroni.yml: {e}")))?;
+            self.workload
+                .push_private(patroni::CONFIG_PATH, config.as_bytes())?;
         }
-        pebble
-            .add_layer("postgresql", &patroni::layer(&address), true)
-            .map_err(|e| Error::Charm(format!("cannot add the Pebble layer: {e}")))?;
-        let was_running = pebble
-            .services(&["postgresql"])
-            .map(|s| s.first().is_some_and(|s| s.current == "active"))
-            .unwrap_or(false);
-        pebble
-            .replan()
-            .map_err(|e| Error::Charm(format!("cannot start Patroni: {e}")))?;
+        self.workload
+            .add_layer("postgresql", &patroni::layer(&address))?;
+        let was_running = self.workload.is_running("postgresql");
+        self.workload.replan()?;
         if changed && was_running {
             // Patroni re-reads patroni.yml on SIGHUP.
-            let _ = pebble.send_signal("SIGHUP", &["postgresql"]);
+            let _ = self.workload.signal("SIGHUP", "postgresql");
         }
-        ctx.set_workload_version("15")?;
-        let deadline = std::time::Instant::now() + START_WAIT;
-        let role = loop {
-            match patroni::role(&address) {
-                Ok(role) => break Ok(role),
+        let deadline = std::time::Instant::now() + self.start_wait;
+        let status = loop {
+            match patroni::status(self.patroni.as_ref(), &address) {
+                Ok(status) => break Ok(status),
                 Err(e) if std::time::Instant::now() >= deadline => break Err(e),
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
             }
         };
-        match role {
-            Ok(role) => {
+        match status {
+            Ok(status) => {
+                let role = status.role;
+                self.version = status.version;
+                ctx.set_workload_version(self.version.as_deref().unwrap_or("15"))?;
+                if leader {
+                    self.apply_dynamic_config(&address, &settings, &passwords.patroni)?;
+                }
                 if leader && role == "primary" && !app_bag.contains_key(ROLES_KEY) {
                     // The roles Patroni does not make: monitoring (pg_monitor) and backup.
                     let script = format!(
@@ -268,7 +304,8 @@ impl PostgreSql {
                         sql::literal(&interfaces::scram::verifier(&pw("monitoring"))),
                         sql::literal(&interfaces::scram::verifier(&pw("backup"))),
                     );
-                    sql::run(&pebble, &address, &passwords.operator, "postgres", &script)?;
+                    self.sql
+                        .run(&address, &passwords.operator, "postgres", &script)?;
                     let mut data = Bag::new();
                     data.insert(ROLES_KEY.into(), "true".into());
                     ctx.set_app_data(&rel, &data)?;
@@ -293,7 +330,7 @@ impl PostgreSql {
                     });
                 }
                 if leader {
-                    self.serve_clients(ctx, &pebble, &address, &passwords.operator)?;
+                    self.serve_clients(ctx, &address, &passwords.operator)?;
                 }
             }
             Err(why) => self.status = Some(Status::waiting(format!("waiting for Patroni: {why}"))),
@@ -301,10 +338,54 @@ impl PostgreSql {
         Ok(())
     }
 
+    /// Patroni keeps the cluster-wide settings in its DCS: `bootstrap.dcs` only seeds them,
+    /// so later config changes go through `PATCH /config`.
+    fn apply_dynamic_config(
+        &mut self,
+        address: &str,
+        settings: &settings::Settings,
+        patroni_pw: &str,
+    ) -> Result<()> {
+        let (code, current) = self
+            .patroni
+            .request(address, "GET", "/config", None, None)
+            .map_err(|e| Error::Charm(format!("cannot read Patroni's config: {e}")))?;
+        if code != 200 {
+            return Err(Error::Charm(format!(
+                "Patroni's GET /config answered {code}"
+            )));
+        }
+        let strict = settings.synchronous_mode && settings.synchronous_mode_strict;
+        let node_count = settings.synchronous_node_count.unwrap_or(1);
+        let wanted = json!({
+            "synchronous_mode": settings.synchronous_mode,
+            "synchronous_mode_strict": strict,
+            "synchronous_node_count": node_count,
+            "maximum_lag_on_failover": settings.maximum_lag_on_failover,
+        });
+        let differs = wanted.as_object().is_some_and(|w| {
+            w.iter()
+                .any(|(k, v)| current.get(k).unwrap_or(&serde_json::Value::Null) != v)
+        });
+        if !differs {
+            return Ok(());
+        }
+        let (code, body) = self
+            .patroni
+            .request(address, "PATCH", "/config", Some(&wanted), Some(patroni_pw))
+            .map_err(|e| Error::Charm(format!("cannot change Patroni's config: {e}")))?;
+        if code != 200 {
+            return Err(Error::Charm(format!(
+                "Patroni refused the config change ({code}): {body}"
+            )));
+        }
+        Ok(())
+    }
+
     /// TLS from `certificates`: a CSR for this unit's address; once issued, the key,
     /// certificate and CA are written into the workload (0600, owned by postgres) and
     /// PostgreSQL serves TLS. Returns whether the files are in place.
-    fn tls(&mut self, ctx: &mut Context<'_>, pebble: &Client, address: &str) -> Result<bool> {
+    fn tls(&mut self, ctx: &mut Context<'_>, address: &str) -> Result<bool> {
         let ip: std::net::IpAddr = address.parse().map_err(|_| {
             Error::Charm(format!(
                 "the unit's address {address:?} is not an IP address"
@@ -323,32 +404,34 @@ impl PostgreSql {
             ("ca.crt", issued.ca.as_str()),
         ] {
             let path = format!("{}/tls/{name}", patroni::STORAGE);
-            if pebble.pull(&path).ok().as_deref() == Some(content.as_bytes()) {
+            if self.workload.pull(&path).as_deref() == Some(content.as_bytes()) {
                 continue;
             }
-            pebble
-                .push(
-                    &path,
-                    content.as_bytes(),
-                    &FileOptions {
-                        make_dirs: true,
-                        permissions: Some(0o600),
-                        user: Some("postgres".into()),
-                        group: Some("postgres".into()),
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| Error::Charm(format!("cannot write {path}: {e}")))?;
+            self.workload.push_private(&path, content.as_bytes())?;
         }
         Ok(true)
     }
 
+    /// Refuses a client's request: logged, and the leader is blocked naming the relation,
+    /// the client and the reason. Nothing is created for it.
+    fn refuse(
+        &mut self,
+        ctx: &mut Context<'_>,
+        rel: &charm::RelationId,
+        problem: &str,
+    ) -> Result<()> {
+        let remote = ctx.remote_app(rel)?.unwrap_or_default();
+        let msg = format!("{DATABASE}:{} from {remote}: {problem}", rel.id);
+        ctx.log(LogLevel::Error, &msg)?;
+        self.status = Some(Status::blocked(msg));
+        Ok(())
+    }
+
     /// The leader answers every `database` request: a database and a user of the
-    /// relation's own, credentials in a secret granted to the relation, endpoints.
+    /// relation's own, credentials in secrets granted to the relation, endpoints.
     fn serve_clients(
         &mut self,
         ctx: &mut Context<'_>,
-        pebble: &Client,
         address: &str,
         operator: &str,
     ) -> Result<()> {
@@ -356,11 +439,11 @@ impl PostgreSql {
         if rels.is_empty() {
             return Ok(());
         }
-        let members = patroni::members(address)
+        let members = patroni::cluster(self.patroni.as_ref(), address)
             .map_err(|e| Error::Charm(format!("cannot ask Patroni for the members: {e}")))?;
         let Some(primary) = members
             .iter()
-            .find(|m| m.1 == "leader")
+            .find(|m| patroni::is_primary_role(&m.1))
             .map(|m| m.2.clone())
         else {
             self.status = Some(Status::waiting("waiting for a primary to serve clients"));
@@ -368,146 +451,129 @@ impl PostgreSql {
         };
         let mut replicas: Vec<String> = members
             .iter()
-            .filter(|m| m.1 != "leader")
+            .filter(|m| !patroni::is_primary_role(&m.1) && !m.2.is_empty())
             .map(|m| format!("{}:{}", m.2, patroni::PG_PORT))
             .collect();
         replicas.sort();
         let endpoints = format!("{primary}:{}", patroni::PG_PORT);
         let read_only = if replicas.is_empty() {
-            endpoints.clone()
+            vec![endpoints.clone()]
         } else {
-            replicas.join(",")
+            replicas
         };
+        let version = self.version.clone().unwrap_or_else(|| "15".into());
         for rel in rels {
             if self.broken == Some(rel.id) {
                 continue;
             }
-            let request = ctx.remote_app_data(&rel)?;
-            let Some(database) = request.get("database").cloned() else {
-                continue;
+            let request = match DatabaseRequest::parse(&ctx.remote_app_data(&rel)?) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.refuse(ctx, &rel, &e.to_string())?;
+                    continue;
+                }
             };
-            let roles: Vec<String> = request
-                .get("extra-user-roles")
-                .map(|r| {
-                    r.split(',')
-                        .map(|x| x.trim().to_uppercase())
-                        .filter(|x| !x.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let problem = if !sql::valid_name(&database) {
-                Some(format!("database name {database:?} is not allowed (letters, digits, _ and -, at most 63)"))
-            } else {
-                roles
-                    .iter()
-                    .find(|r| !ALLOWED_EXTRA_ROLES.contains(&r.as_str()))
-                    .map(|r| {
-                        format!(
-                            "extra-user-roles {r} is not allowed (allowed: {})",
-                            ALLOWED_EXTRA_ROLES.join(", ")
-                        )
-                    })
+            let roles = match check_request(&request) {
+                Ok(roles) => roles,
+                Err(problem) => {
+                    self.refuse(ctx, &rel, &problem)?;
+                    continue;
+                }
             };
-            if let Some(problem) = problem {
-                let remote = ctx.remote_app(&rel)?.unwrap_or_default();
-                let msg = format!("{DATABASE}:{} from {remote}: {problem}", rel.id);
-                ctx.log(LogLevel::Error, &msg)?;
-                self.status = Some(Status::blocked(msg));
-                continue;
-            }
+            let database = request.database.clone();
             let mine = ctx.app_data(&rel)?;
-            let mut data = Bag::new();
-            if !mine.contains_key("secret-user") {
-                let user = format!("relation_id_{}", rel.id);
-                let password = interfaces::scram::random_password(32);
-                let role_opts = if roles.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", roles.join(" "))
-                };
-                let verifier = interfaces::scram::verifier(&password);
-                let (u, db) = (sql::ident(&user), sql::ident(&database));
-                let (ul, dl) = (sql::literal(&user), sql::literal(&database));
-                let script = format!(
-                    "SELECT format('CREATE ROLE %I', {ul}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {ul})\\gexec\n\
-                     ALTER ROLE {u} WITH LOGIN{role_opts} PASSWORD {pw};\n\
-                     SELECT format('CREATE DATABASE %I', {dl}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {dl})\\gexec\n\
-                     GRANT ALL PRIVILEGES ON DATABASE {db} TO {u};\n",
-                    pw = sql::literal(&verifier),
-                );
-                sql::run(pebble, &primary, operator, "postgres", &script)?;
-                sql::run(
-                    pebble,
-                    &primary,
-                    operator,
+            let user = format!("relation_id_{}", rel.id);
+            let user_secret_key = SecretGroup::User.key();
+            let existing = match mine.get(&user_secret_key) {
+                Some(id) => ctx
+                    .get_secret(Some(id), None, SecretRead::Refresh)?
+                    .get("password")
+                    .cloned(),
+                None => mine.get("password").cloned(),
+            };
+            let password = match existing {
+                Some(p) => p,
+                None => {
+                    let password =
+                        interfaces::scram::random_password(interfaces::scram::PASSWORD_LENGTH);
+                    let script = create_client_script(&user, &database, &roles, &password);
+                    self.sql.run(&primary, operator, "postgres", &script)?;
+                    self.sql.run(
+                        &primary,
+                        operator,
+                        &database,
+                        &format!("GRANT ALL ON SCHEMA public TO {};\n", sql::ident(&user)),
+                    )?;
+                    ctx.log(
+                        LogLevel::Info,
+                        &format!(
+                            "created database {database} and user {user} for {DATABASE}:{}",
+                            rel.id
+                        ),
+                    )?;
+                    password
+                }
+            };
+            let mut fields = client::Credentials {
+                username: user.clone(),
+                password: password.clone(),
+                uris: Some(client::uri(&user, &password, &endpoints, &database)),
+                read_only_uris: Some(client::uri(
+                    &user,
+                    &password,
+                    &read_only.join(","),
                     &database,
-                    &format!("GRANT ALL ON SCHEMA public TO {u};\n"),
-                )?;
-                let uris = format!("postgresql://{user}:{password}@{endpoints}/{database}");
-                let content: Bag = [
-                    ("username", user.clone()),
-                    ("password", password),
-                    ("uris", uris),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-                let id = ctx.add_secret(
-                    &content,
-                    SecretOwner::Application,
-                    &SecretOptions {
-                        label: Some(format!("{DATABASE}.{}.user.secret", rel.id)),
-                        ..Default::default()
-                    },
-                )?;
-                ctx.grant_secret(&id, &rel, None)?;
-                data.insert("secret-user".into(), id);
-                ctx.log(
-                    LogLevel::Info,
-                    &format!(
-                        "created database {database} and user {user} for {DATABASE}:{}",
-                        rel.id
-                    ),
-                )?;
+                )),
             }
-            if let Some(ca) = self.tls_ca.clone() {
-                let content: Bag = [
-                    ("tls".to_string(), "True".to_string()),
-                    ("tls-ca".to_string(), ca),
-                ]
-                .into();
-                match mine.get("secret-tls") {
-                    None => {
-                        let id = ctx.add_secret(
-                            &content,
-                            SecretOwner::Application,
-                            &SecretOptions {
-                                label: Some(format!("{DATABASE}.{}.tls.secret", rel.id)),
-                                ..Default::default()
-                            },
-                        )?;
-                        ctx.grant_secret(&id, &rel, None)?;
-                        data.insert("secret-tls".into(), id);
-                    }
+            .fields();
+            fields.extend(
+                client::TlsInfo {
+                    enabled: self.tls_on,
+                    ca: self.tls_ca.clone(),
+                }
+                .fields(),
+            );
+            let (secrets, plain) = client::route_fields(&request, &fields);
+            let mut data = Bag::new();
+            for (group, content) in secrets {
+                match mine.get(&group.key()) {
                     Some(id) => {
                         if ctx.get_secret(Some(id), None, SecretRead::Refresh)? != content {
                             ctx.set_secret(id, &content, &SecretOptions::default())?;
                         }
                     }
+                    None => {
+                        let id = ctx.add_secret(
+                            &content,
+                            SecretOwner::Application,
+                            &SecretOptions {
+                                label: Some(group.label(DATABASE, rel.id)),
+                                ..Default::default()
+                            },
+                        )?;
+                        ctx.grant_secret(&id, &rel, None)?;
+                        data.insert(group.key(), id);
+                    }
                 }
             }
-            for (k, v) in [
-                ("database", database.clone()),
-                ("endpoints", endpoints.clone()),
-                ("read-only-endpoints", read_only.clone()),
-                ("version", "15".to_string()),
-                (
-                    "tls",
-                    if self.tls_on { "True" } else { "False" }.to_string(),
-                ),
-            ] {
-                if mine.get(k) != Some(&v) {
-                    data.insert(k.into(), v);
+            let answer = client::ProviderData {
+                database: database.clone(),
+                endpoints: vec![endpoints.clone()],
+                read_only_endpoints: read_only.clone(),
+                version: version.clone(),
+                secrets: Default::default(),
+            };
+            let mut wanted = answer.to_bag();
+            wanted.extend(plain);
+            // Clients that read the flag from the bag (Ward's own tests, shell charms).
+            wanted.insert(
+                "tls".into(),
+                if self.tls_on { "True" } else { "False" }.into(),
+            );
+            for (k, v) in wanted {
+                if mine.get(&k) != Some(&v) {
+                    data.insert(k, v);
                 }
             }
             if !data.is_empty() {
@@ -515,6 +581,16 @@ impl PostgreSql {
             }
         }
         Ok(())
+    }
+
+    /// The primary's address, from Patroni.
+    fn primary(&self, address: &str) -> Result<Option<String>> {
+        let members = patroni::cluster(self.patroni.as_ref(), address)
+            .map_err(|e| Error::Charm(format!("cannot ask Patroni for the members: {e}")))?;
+        Ok(members
+            .into_iter()
+            .find(|m| patroni::is_primary_role(&m.1))
+            .map(|m| m.2))
     }
 
     /// The leader drops a departed client's user (what it owned goes to operator).
@@ -530,41 +606,32 @@ impl PostgreSql {
             .cloned()
             .unwrap_or_default();
         let address = self.address(ctx)?;
-        let Ok(members) = patroni::members(&address) else {
+        let Ok(Some(primary)) = self.primary(&address) else {
             return Ok(());
         };
-        let Some(primary) = members
-            .iter()
-            .find(|m| m.1 == "leader")
-            .map(|m| m.2.clone())
-        else {
-            return Ok(());
-        };
-        let pebble = Client::for_container(CONTAINER);
         let user = format!("relation_id_{}", rel.id);
         let u = sql::ident(&user);
-        let dbs = sql::run(
-            &pebble,
-            &primary,
-            &operator,
-            "postgres",
-            &format!(
-                "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND EXISTS (SELECT FROM pg_roles WHERE rolname = {});\n",
-                sql::literal(&user)
-            ),
-        )
-        .unwrap_or_default();
+        let dbs = self
+            .sql
+            .run(
+                &primary,
+                &operator,
+                "postgres",
+                &format!(
+                    "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND EXISTS (SELECT FROM pg_roles WHERE rolname = {});\n",
+                    sql::literal(&user)
+                ),
+            )
+            .unwrap_or_default();
         for db in dbs.lines().map(str::trim).filter(|d| !d.is_empty()) {
-            let _ = sql::run(
-                &pebble,
+            let _ = self.sql.run(
                 &primary,
                 &operator,
                 db,
                 &format!("REASSIGN OWNED BY {u} TO operator;\nDROP OWNED BY {u};\n"),
             );
         }
-        sql::run(
-            &pebble,
+        self.sql.run(
             &primary,
             &operator,
             "postgres",
@@ -648,26 +715,21 @@ impl PostgreSql {
                     .cloned()
                     .unwrap_or_default();
                 let address = self.address(ctx)?;
-                let members = patroni::members(&address)
-                    .map_err(|e| Error::Charm(format!("cannot ask Patroni: {e}")))?;
-                let primary = members
-                    .iter()
-                    .find(|m| m.1 == "leader")
-                    .map(|m| m.2.clone())
+                let primary = self
+                    .primary(&address)?
                     .ok_or_else(|| Error::Charm("the cluster has no primary right now".into()))?;
-                let pebble = Client::for_container(CONTAINER);
                 let script = format!(
                     "SELECT format('CREATE ROLE %I LOGIN', {l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {l})\\gexec\nALTER ROLE {} WITH PASSWORD {};\n",
                     sql::ident(&p.username),
                     sql::literal(&interfaces::scram::verifier(&password)),
                     l = sql::literal(&p.username),
                 );
-                sql::run(&pebble, &primary, &operator, "postgres", &script)?;
+                self.sql.run(&primary, &operator, "postgres", &script)?;
                 secret.insert(secret_key(&p.username), password.clone());
                 ctx.set_secret(&id, &secret, &SecretOptions::default())?;
                 // This unit's Patroni learns the new password now; the others on the
                 // peer relation change below.
-                self.password_override = Some((p.username.clone(), password));
+                self.password_override = Some((p.username.clone(), password.clone()));
                 self.reconcile(ctx)?;
                 let revision = bag
                     .get(USERS_REVISION_KEY)
@@ -681,15 +743,18 @@ impl PostgreSql {
                     LogLevel::Info,
                     &format!("rotated the password of {}", p.username),
                 )?;
-                ctx.set_results(&json!({"result": format!("password of {} changed", p.username)}))
+                ctx.set_results(&json!({
+                    "result": format!("password of {} changed", p.username),
+                    "password": password,
+                }))
             }
             "get-primary" => {
                 let address = self.address(ctx)?;
-                let members = patroni::members(&address)
+                let members = patroni::cluster(self.patroni.as_ref(), &address)
                     .map_err(|e| Error::Charm(format!("cannot ask Patroni: {e}")))?;
                 let primary = members
                     .iter()
-                    .find(|(_, role, _)| role == "leader" || role == "master" || role == "primary")
+                    .find(|(_, role, _)| patroni::is_primary_role(role))
                     .map(|(n, _, _)| patroni::unit_of(n))
                     .ok_or_else(|| Error::Charm("the cluster has no primary right now".into()))?;
                 ctx.set_results(&json!({"primary": primary}))
@@ -697,11 +762,11 @@ impl PostgreSql {
             "promote-to-primary" => {
                 let address = self.address(ctx)?;
                 let me = ctx.unit_name().replace('/', "-");
-                let members = patroni::members(&address)
+                let members = patroni::cluster(self.patroni.as_ref(), &address)
                     .map_err(|e| Error::Charm(format!("cannot ask Patroni: {e}")))?;
                 let leader = members
                     .iter()
-                    .find(|(_, role, _)| role == "leader")
+                    .find(|(_, role, _)| patroni::is_primary_role(role))
                     .map(|(n, _, _)| n.clone())
                     .ok_or_else(|| {
                         Error::Charm("the cluster has no primary to switch over from".into())
@@ -714,14 +779,16 @@ impl PostgreSql {
                 }
                 let secret = self.passwords(ctx)?.unwrap_or_default();
                 let pw = secret.get(&secret_key("patroni")).cloned();
-                let (code, body) = patroni::rest(
-                    &address,
-                    "POST",
-                    "/switchover",
-                    Some(&json!({"leader": leader, "candidate": me})),
-                    pw.as_deref(),
-                )
-                .map_err(|e| Error::Charm(format!("cannot ask Patroni to switch over: {e}")))?;
+                let (code, body) = self
+                    .patroni
+                    .request(
+                        &address,
+                        "POST",
+                        "/switchover",
+                        Some(&json!({"leader": leader, "candidate": me})),
+                        pw.as_deref(),
+                    )
+                    .map_err(|e| Error::Charm(format!("cannot ask Patroni to switch over: {e}")))?;
                 if code != 200 {
                     return Err(Error::Charm(format!(
                         "Patroni refused the switchover ({code}): {body}"
@@ -756,4 +823,54 @@ impl Charm for PostgreSql {
         }
         Ok(())
     }
+}
+
+/// Checks a client's request against what Ward allows: the database name, and the
+/// extra roles (upper-cased). Returns the roles, or why the request is refused.
+pub fn check_request(request: &DatabaseRequest) -> std::result::Result<Vec<String>, String> {
+    if !sql::valid_name(&request.database) {
+        return Err(format!(
+            "database name {:?} is not allowed (letters, digits, _ and -, at most 63)",
+            request.database
+        ));
+    }
+    if request.entity_type.is_some() {
+        return Err("entity-type requests are not supported".into());
+    }
+    let roles: Vec<String> = request
+        .extra_user_roles
+        .iter()
+        .map(|r| r.to_uppercase())
+        .collect();
+    if let Some(r) = roles
+        .iter()
+        .find(|r| !ALLOWED_EXTRA_ROLES.contains(&r.as_str()))
+    {
+        return Err(format!(
+            "extra-user-roles {r} is not allowed (allowed: {})",
+            ALLOWED_EXTRA_ROLES.join(", ")
+        ));
+    }
+    Ok(roles)
+}
+
+/// The SQL that makes a client's user (LOGIN, the allowed extra roles, a SCRAM verifier
+/// computed here: the password never reaches PostgreSQL) and its database.
+pub fn create_client_script(
+    user: &str,
+    database: &str,
+    roles: &[String],
+    password: &str,
+) -> String {
+    let role_opts: String = roles.iter().map(|r| format!(" {r}")).collect();
+    let verifier = interfaces::scram::verifier(password);
+    let (u, db) = (sql::ident(user), sql::ident(database));
+    let (ul, dl) = (sql::literal(user), sql::literal(database));
+    format!(
+        "SELECT format('CREATE ROLE %I', {ul}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {ul})\\gexec\n\
+         ALTER ROLE {u} WITH LOGIN{role_opts} PASSWORD {pw};\n\
+         SELECT format('CREATE DATABASE %I', {dl}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {dl})\\gexec\n\
+         GRANT ALL PRIVILEGES ON DATABASE {db} TO {u};\n",
+        pw = sql::literal(&verifier),
+    )
 }

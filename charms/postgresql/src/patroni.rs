@@ -198,26 +198,84 @@ pub fn rest(
     Ok((code, json))
 }
 
-/// This member's role as Patroni reports it: `primary`, `replica`, or why it is neither.
-pub fn role(address: &str) -> Result<String, String> {
-    match rest(address, "GET", "/patroni", None, None) {
+/// Patroni's REST API (port 8008 of a member). [`Rest`] is the real one;
+/// [`crate::fakes::FakePatroni`] answers from a table in harness tests.
+pub trait PatroniApi: std::fmt::Debug {
+    /// One request; returns (HTTP status, JSON body or the body as a string).
+    fn request(
+        &self,
+        address: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        password: Option<&str>,
+    ) -> std::io::Result<(u16, Value)>;
+}
+
+/// The real API over TCP (the charm shares the units' loopback network).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rest;
+
+impl PatroniApi for Rest {
+    fn request(
+        &self,
+        address: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        password: Option<&str>,
+    ) -> std::io::Result<(u16, Value)> {
+        rest(address, method, path, body, password)
+    }
+}
+
+/// A running member's role and PostgreSQL version, from `GET /patroni`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// `primary` or `replica`.
+    pub role: String,
+    /// PostgreSQL's version, e.g. `15.14`, when Patroni reports it.
+    pub version: Option<String>,
+}
+
+/// `150014` → `15.14` (PostgreSQL 10 and later number versions major * 10000 + minor).
+pub fn version_string(server_version: i64) -> String {
+    format!("{}.{}", server_version / 10000, server_version % 10000)
+}
+
+/// This member's status; `Err` says why it is not a running primary or replica.
+pub fn status(api: &dyn PatroniApi, address: &str) -> Result<MemberStatus, String> {
+    match api.request(address, "GET", "/patroni", None, None) {
         Ok((_, v)) => {
             let state = v["state"].as_str().unwrap_or("");
             let role = v["role"].as_str().unwrap_or("");
-            match (state, role) {
-                ("running", "master" | "primary") => Ok("primary".into()),
-                ("running", "replica" | "standby_leader") => Ok("replica".into()),
-                (s, _) if !s.is_empty() => Err(s.replace('_', " ")),
-                _ => Err("Patroni answered without a state".into()),
-            }
+            let version = v["server_version"].as_i64().map(version_string);
+            let role = match (state, role) {
+                ("running", "master" | "primary") => "primary",
+                ("running", "replica" | "standby_leader" | "sync_standby") => "replica",
+                (s, _) if !s.is_empty() => return Err(s.replace('_', " ")),
+                _ => return Err("Patroni answered without a state".into()),
+            };
+            Ok(MemberStatus {
+                role: role.into(),
+                version,
+            })
         }
         Err(e) => Err(format!("Patroni's API is not answering ({e})")),
     }
 }
 
+/// This member's role as Patroni reports it: `primary`, `replica`, or why it is neither.
+pub fn role(address: &str) -> Result<String, String> {
+    status(&Rest, address).map(|s| s.role)
+}
+
 /// The cluster's members as Patroni reports them: (name, role, host).
-pub fn members(address: &str) -> std::io::Result<Vec<(String, String, String)>> {
-    let (_, v) = rest(address, "GET", "/cluster", None, None)?;
+pub fn cluster(
+    api: &dyn PatroniApi,
+    address: &str,
+) -> std::io::Result<Vec<(String, String, String)>> {
+    let (_, v) = api.request(address, "GET", "/cluster", None, None)?;
     Ok(v["members"]
         .as_array()
         .map(|a| {
@@ -232,6 +290,16 @@ pub fn members(address: &str) -> std::io::Result<Vec<(String, String, String)>> 
                 .collect()
         })
         .unwrap_or_default())
+}
+
+/// The cluster's members over the real API: (name, role, host).
+pub fn members(address: &str) -> std::io::Result<Vec<(String, String, String)>> {
+    cluster(&Rest, address)
+}
+
+/// Whether a role from `GET /cluster` is the primary's.
+pub fn is_primary_role(role: &str) -> bool {
+    matches!(role, "leader" | "master" | "primary")
 }
 
 /// `postgresql-0` → `postgresql/0`.

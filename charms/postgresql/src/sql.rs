@@ -1,10 +1,51 @@
-//! SQL against the primary: psql run through Pebble exec in this unit's workload, the
-//! script on stdin and the operator password in the environment (never in argv).
+//! SQL against the primary. [`Psql`] runs `psql` through Pebble exec in this unit's
+//! workload, the script on stdin and the operator password in the environment (never in
+//! argv); [`crate::fakes::FakeSql`] records scripts for harness tests.
 
 use charm::pebble::{Client, Error as PebbleError, ExecOptions};
 use charm::{Error, Result};
 
-/// Runs `script` on `database` at `host` as operator; returns psql's output.
+/// Runs SQL scripts as the `operator` superuser.
+pub trait Sql: std::fmt::Debug {
+    /// Runs `script` on `database` at `host` as operator; returns the rows as psql prints
+    /// them unaligned (`-tA`).
+    fn run(
+        &self,
+        host: &str,
+        operator_password: &str,
+        database: &str,
+        script: &str,
+    ) -> Result<String>;
+}
+
+/// psql in the `postgresql` container, through its Pebble.
+#[derive(Debug)]
+pub struct Psql {
+    client: Client,
+}
+
+impl Psql {
+    /// psql in the container `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            client: Client::for_container(name),
+        }
+    }
+}
+
+impl Sql for Psql {
+    fn run(
+        &self,
+        host: &str,
+        operator_password: &str,
+        database: &str,
+        script: &str,
+    ) -> Result<String> {
+        run(&self.client, host, operator_password, database, script)
+    }
+}
+
+/// Runs `script` on `database` at `host` as operator through `pebble`; returns psql's output.
 pub fn run(
     pebble: &Client,
     host: &str,

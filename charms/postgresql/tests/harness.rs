@@ -1,6 +1,9 @@
-//! The postgresql charm under the SDK's harness: the paths that need no workload (system
-//! users, peer data, waiting and blocked statuses, config validation, actions). The
-//! workload paths run for real in tests/tests/postgresql.rs.
+//! The postgresql charm under the SDK's harness. The first tests need no workload (system
+//! users, peer data, waiting and blocked statuses, config validation, get-password); the
+//! rest run with the in-memory workload, Patroni API and psql of
+//! `postgresql_charm::fakes` (patroni.yml and the layer, bootstrap, the `database`
+//! relation, set-password, promote-to-primary). The real workload runs in
+//! tests/tests/postgresql.rs.
 
 use charm::testing::{Harness, Relation, Secret, State};
 use charm::{Event, SecretOwner, StatusName};
@@ -221,4 +224,564 @@ fn get_password_answers_for_system_users_and_refuses_others() {
         failure.contains("\"alice\"") && failure.contains("not a system user"),
         "{failure}"
     );
+}
+
+// ---------------------------------------------------------------- with a workload
+//
+// The workload, Patroni's REST API and psql are the in-memory fakes of
+// `postgresql_charm::fakes`: the charm pushes files and layers, asks Patroni and runs SQL
+// exactly as it does for real, and the test inspects what it did.
+
+use std::time::Duration;
+
+use postgresql_charm::fakes::{FakePatroni, FakeSql, FakeWorkload};
+use postgresql_charm::{patroni, BOOTSTRAP_ADDRESS_KEY, ROLES_KEY};
+
+const ME: &str = "127.1.0.1";
+const PEER_ADDRESS: &str = "127.1.0.2";
+
+struct Fakes {
+    workload: FakeWorkload,
+    patroni: FakePatroni,
+    sql: FakeSql,
+}
+
+impl Fakes {
+    /// This unit (postgresql/0 at ME) is the primary; postgresql/1 a replica.
+    fn primary() -> Self {
+        Self {
+            workload: FakeWorkload::reachable(),
+            patroni: FakePatroni::running(
+                "primary",
+                &[
+                    ("postgresql-0", "leader", ME),
+                    ("postgresql-1", "replica", PEER_ADDRESS),
+                ],
+            ),
+            sql: FakeSql::default(),
+        }
+    }
+
+    fn charm(&self) -> PostgreSql {
+        PostgreSql::with_backends(
+            Box::new(self.workload.clone()),
+            Box::new(self.patroni.clone()),
+            Box::new(self.sql.clone()),
+        )
+        .with_start_wait(Duration::from_millis(10))
+    }
+}
+
+/// The peer relation of a bootstrapped cluster: users made, roles made, initialised.
+fn bootstrapped_peers() -> Relation {
+    peers()
+        .with_local_app_data([
+            (USERS_KEY, "secret:users"),
+            (INITIALISED_KEY, "true"),
+            (BOOTSTRAP_ADDRESS_KEY, ME),
+            (ROLES_KEY, "true"),
+        ])
+        .with_local_unit_data([("address", ME)])
+        .with_remote_unit("postgresql/1", [("address", PEER_ADDRESS)])
+}
+
+fn leader_state(relations: Vec<Relation>) -> State {
+    State {
+        leader: true,
+        relations,
+        secrets: vec![users_secret()],
+        address: ME.into(),
+        ..State::default()
+    }
+}
+
+fn pebble_ready() -> Event {
+    Event::PebbleReady {
+        container: "postgresql".into(),
+    }
+}
+
+#[test]
+fn pebble_ready_pushes_a_private_patroni_yml_and_the_layer_then_bootstraps() {
+    let fakes = Fakes::primary();
+    let peer = peers()
+        .with_local_app_data([(USERS_KEY, "secret:users")])
+        .with_remote_unit("postgresql/1", [("address", PEER_ADDRESS)]);
+    let out =
+        harness("postgresql/0").run(&mut fakes.charm(), pebble_ready(), leader_state(vec![peer]));
+    assert!(out.error.is_none(), "{:?}", out.error);
+
+    let w = fakes.workload.state();
+    let file = &w.files[patroni::CONFIG_PATH];
+    assert_eq!(file.mode, 0o600);
+    assert_eq!(file.user, "postgres");
+    let yml: serde_json::Value = serde_json::from_slice(&file.content).expect("patroni.yml");
+    assert_eq!(yml["scope"], "postgresql");
+    assert_eq!(yml["name"], "postgresql-0");
+    assert_eq!(yml["raft"]["self_addr"], format!("{ME}:2222"));
+    assert_eq!(yml["restapi"]["listen"], format!("{ME}:8008"));
+    assert_eq!(yml["postgresql"]["listen"], format!("{ME}:5432"));
+    assert_eq!(
+        yml["postgresql"]["data_dir"],
+        "/var/lib/postgresql/data/pgdata"
+    );
+    assert_eq!(
+        yml["postgresql"]["parameters"]["password_encryption"],
+        "scram-sha-256"
+    );
+    assert_eq!(
+        yml["postgresql"]["authentication"]["superuser"]["username"],
+        "operator"
+    );
+    assert_eq!(
+        yml["postgresql"]["authentication"]["superuser"]["password"],
+        "o".repeat(32)
+    );
+    let hba: Vec<String> = serde_json::from_value(yml["postgresql"]["pg_hba"].clone()).unwrap();
+    assert!(hba.iter().all(|l| l.ends_with("scram-sha-256")), "{hba:?}");
+    assert!(
+        hba.iter()
+            .any(|l| l.contains("replication replication 127.0.0.0/8")),
+        "peers connect from 127.0.0.1: {hba:?}"
+    );
+    // The peer's address is a raft partner.
+    assert_eq!(
+        yml["raft"]["partner_addrs"],
+        json!([format!("{PEER_ADDRESS}:2222")])
+    );
+
+    let (label, layer) = &w.layers[0];
+    assert_eq!(label, "postgresql");
+    assert!(
+        layer.contains("command: patroni /var/lib/postgresql/data/patroni.yml"),
+        "{layer}"
+    );
+    assert!(layer.contains("user: postgres"), "{layer}");
+    assert!(
+        layer.contains(&format!("url: http://{ME}:8008/health")),
+        "{layer}"
+    );
+    assert!(w.running.contains("postgresql"));
+    drop(w);
+
+    // Bootstrapped: the cluster is marked initialised with this member's address, and the
+    // roles Patroni does not make exist, with verifiers (never the passwords) in the SQL.
+    let bag = &out.state.relation(0).unwrap().local_app_data;
+    assert_eq!(bag[INITIALISED_KEY], "true");
+    assert_eq!(bag[BOOTSTRAP_ADDRESS_KEY], ME);
+    assert_eq!(bag[ROLES_KEY], "true");
+    let calls = fakes.sql.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].script.contains("GRANT pg_monitor TO monitoring"));
+    assert!(calls[0].script.contains("'SCRAM-SHA-256$4096:"));
+    assert!(
+        !calls[0].script.contains(&"m".repeat(32)),
+        "a password in SQL"
+    );
+    assert_eq!(calls[0].password, "o".repeat(32));
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+    assert_eq!(out.state.workload_version.as_deref(), Some("15.14"));
+    for (_, line) in &out.logs {
+        for secret in ["o", "r", "w", "m", "b", "p"] {
+            assert!(
+                !line.contains(&secret.repeat(32)),
+                "a password was logged: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_second_hook_changes_nothing_and_sends_no_reload() {
+    let fakes = Fakes::primary();
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        Event::UpdateStatus,
+        leader_state(vec![bootstrapped_peers()]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let state = out.state.clone();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::UpdateStatus, state.clone());
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state, state);
+    assert!(fakes.workload.state().signals.is_empty());
+    assert!(fakes.sql.calls().is_empty(), "the roles exist already");
+}
+
+#[test]
+fn a_replica_waits_for_patroni_then_says_replica() {
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
+    };
+    // As postgresql/1 sees the peer relation.
+    let peer = peers()
+        .with_local_app_data(bootstrapped_peers().local_app_data)
+        .with_remote_unit("postgresql/0", [("address", ME)]);
+    let state = State {
+        leader: false,
+        relations: vec![peer],
+        secrets: vec![users_secret()],
+        address: PEER_ADDRESS.into(),
+        ..State::default()
+    };
+    let out = harness("postgresql/1").run(&mut fakes.charm(), pebble_ready(), state.clone());
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status.name, StatusName::Waiting);
+    assert!(
+        out.state
+            .unit_status
+            .message
+            .starts_with("waiting for Patroni: Patroni's API is not answering"),
+        "{}",
+        out.state.unit_status.message
+    );
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(yml["raft"]["partner_addrs"], json!([format!("{ME}:2222")]));
+
+    let fakes = Fakes {
+        patroni: FakePatroni::running(
+            "replica",
+            &[
+                ("postgresql-0", "leader", ME),
+                ("postgresql-1", "replica", PEER_ADDRESS),
+            ],
+        ),
+        ..fakes
+    };
+    let out = harness("postgresql/1").run(&mut fakes.charm(), Event::UpdateStatus, state);
+    assert_eq!(out.state.unit_status, charm::Status::active("Replica"));
+    assert!(fakes.sql.calls().is_empty(), "a replica runs no SQL");
+}
+
+fn client(data: &[(&str, &str)]) -> Relation {
+    Relation::new("database", 5, "app").with_remote_app_data(data.iter().copied())
+}
+
+#[test]
+fn a_database_request_gets_a_user_database_secret_and_endpoints() {
+    let fakes = Fakes::primary();
+    let rel = client(&[("database", "mydb"), ("extra-user-roles", "createdb")]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        rel.changed(None),
+        leader_state(vec![bootstrapped_peers(), rel]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+
+    let secret = out
+        .state
+        .secret_by_label("database.5.user.secret")
+        .expect("the user secret");
+    assert_eq!(secret.owner, Some(SecretOwner::Application));
+    assert!(secret.grants.contains_key(&5), "granted to the relation");
+    let creds = secret.latest_content();
+    assert_eq!(creds["username"], "relation_id_5");
+    let password = &creds["password"];
+    assert_eq!(password.len(), 32);
+    assert_eq!(
+        creds["uris"],
+        format!("postgresql://relation_id_5:{password}@{ME}:5432/mydb")
+    );
+    assert_eq!(
+        creds["read-only-uris"],
+        format!("postgresql://relation_id_5:{password}@{PEER_ADDRESS}:5432/mydb")
+    );
+
+    let bag = &out.state.relation(5).unwrap().local_app_data;
+    assert_eq!(bag["secret-user"], secret.id);
+    assert_eq!(bag["database"], "mydb");
+    assert_eq!(bag["endpoints"], format!("{ME}:5432"));
+    assert_eq!(bag["read-only-endpoints"], format!("{PEER_ADDRESS}:5432"));
+    assert_eq!(bag["version"], "15.14");
+    assert_eq!(bag["tls"], "False");
+    assert!(
+        !bag.contains_key("password"),
+        "the password is only in the secret"
+    );
+    let tls = out
+        .state
+        .secret_by_label("database.5.tls.secret")
+        .expect("tls secret");
+    assert_eq!(tls.latest_content()["tls"], "False");
+    assert_eq!(bag["secret-tls"], tls.id);
+
+    let calls = fakes.sql.calls();
+    let create = &calls[0].script;
+    assert_eq!(calls[0].host, ME, "SQL goes to the primary");
+    assert!(create.contains("CREATE DATABASE %I', 'mydb'"), "{create}");
+    assert!(
+        create.contains(
+            "ALTER ROLE \"relation_id_5\" WITH LOGIN CREATEDB PASSWORD 'SCRAM-SHA-256$4096:"
+        ),
+        "{create}"
+    );
+    assert!(
+        calls.iter().all(|c| !c.script.contains(password.as_str())),
+        "the password reached SQL"
+    );
+    assert!(out.logs.iter().all(|(_, l)| !l.contains(password.as_str())));
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+
+    // The next hook keeps the user and its password: no SQL, no new secret revision.
+    let state = out.state.clone();
+    let before = fakes.sql.calls().len();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::UpdateStatus, state.clone());
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(fakes.sql.calls().len(), before);
+    assert_eq!(out.state, state);
+}
+
+#[test]
+fn plain_fields_for_a_client_that_asks_for_no_secrets() {
+    let fakes = Fakes::primary();
+    let rel = client(&[
+        ("database", "mydb"),
+        ("requested-secrets", "[\"password\"]"),
+    ]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        rel.changed(None),
+        leader_state(vec![bootstrapped_peers(), rel]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let bag = &out.state.relation(5).unwrap().local_app_data;
+    assert_eq!(bag["username"], "relation_id_5");
+    assert!(!bag.contains_key("password"));
+    let secret = out.state.secret_by_label("database.5.user.secret").unwrap();
+    assert_eq!(
+        secret.latest_content().keys().collect::<Vec<_>>(),
+        ["password"]
+    );
+}
+
+#[test]
+fn superuser_in_extra_user_roles_is_refused_and_nothing_is_made() {
+    let fakes = Fakes::primary();
+    let rel = client(&[
+        ("database", "mydb"),
+        ("extra-user-roles", "createdb,SUPERUSER"),
+    ]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        rel.changed(None),
+        leader_state(vec![bootstrapped_peers(), rel]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+    assert_eq!(
+        out.state.unit_status.message,
+        "database:5 from app: extra-user-roles SUPERUSER is not allowed (allowed: CREATEDB, CREATEROLE)"
+    );
+    assert!(fakes.sql.calls().is_empty());
+    assert!(out.state.relation(5).unwrap().local_app_data.is_empty());
+    assert_eq!(out.state.secrets.len(), 1, "only the system users' secret");
+}
+
+#[test]
+fn bad_database_names_and_malformed_requests_are_refused_naming_them() {
+    for (data, message) in [
+        (
+            vec![("database", "my db;")],
+            "database:5 from app: database name \"my db;\" is not allowed (letters, digits, _ and -, at most 63)",
+        ),
+        (
+            vec![("database", "ok"), ("requested-secrets", "password")],
+            "database:5 from app: postgresql_client field requested-secrets=\"password\": must be a JSON list of field names (expected value at line 1 column 1)",
+        ),
+    ] {
+        let fakes = Fakes::primary();
+        let rel = client(&data);
+        let out = harness("postgresql/0").run(
+            &mut fakes.charm(),
+            rel.changed(None),
+            leader_state(vec![bootstrapped_peers(), rel]),
+        );
+        assert_eq!(out.state.unit_status, charm::Status::blocked(message));
+        assert!(fakes.sql.calls().is_empty());
+    }
+}
+
+#[test]
+fn a_broken_database_relation_drops_the_user() {
+    let fakes = Fakes::primary();
+    fakes.sql.output_for("SELECT datname", "mydb\n");
+    let rel = client(&[("database", "mydb")]).with_local_app_data([("secret-user", "secret:u5")]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        rel.broken(),
+        leader_state(vec![bootstrapped_peers(), rel]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let scripts: Vec<(String, String)> = fakes
+        .sql
+        .calls()
+        .into_iter()
+        .map(|c| (c.database, c.script))
+        .collect();
+    assert!(scripts.contains(&(
+        "mydb".to_string(),
+        "REASSIGN OWNED BY \"relation_id_5\" TO operator;\nDROP OWNED BY \"relation_id_5\";\n"
+            .to_string()
+    )));
+    assert_eq!(
+        scripts.last().unwrap(),
+        &(
+            "postgres".to_string(),
+            "DROP ROLE IF EXISTS \"relation_id_5\";\n".to_string()
+        )
+    );
+}
+
+#[test]
+fn set_password_rotates_the_secret_and_sets_a_verifier_on_the_primary() {
+    let fakes = Fakes::primary();
+    let new = "NewOperatorPassword0123456789abc";
+    let out = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "set-password",
+        json!({"username": "operator", "password": new}),
+        leader_state(vec![bootstrapped_peers()]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let action = out.action.unwrap();
+    assert_eq!(action.failure, None);
+    assert_eq!(action.results["password"], new);
+
+    let secret = out.state.secret_by_label(USERS_LABEL).unwrap();
+    assert_eq!(secret.latest(), 2);
+    assert_eq!(secret.latest_content()["operator-password"], new);
+    assert_eq!(
+        secret.latest_content()["replication-password"],
+        "r".repeat(32)
+    );
+
+    let calls = fakes.sql.calls();
+    let alter = calls
+        .iter()
+        .find(|c| {
+            c.script
+                .contains("ALTER ROLE \"operator\" WITH PASSWORD 'SCRAM-SHA-256$4096:")
+        })
+        .expect("ALTER ROLE with a verifier");
+    assert_eq!(
+        alter.password,
+        "o".repeat(32),
+        "connected with the old password"
+    );
+    assert!(calls.iter().all(|c| !c.script.contains(new)));
+    // This unit's Patroni gets the new password at once; the peers on the bag change.
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(
+        yml["postgresql"]["authentication"]["superuser"]["password"],
+        new
+    );
+    assert_eq!(
+        out.state.relation(0).unwrap().local_app_data[postgresql_charm::USERS_REVISION_KEY],
+        "1"
+    );
+
+    // A random one when none is given.
+    let out = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "set-password",
+        json!({"username": "monitoring"}),
+        leader_state(vec![bootstrapped_peers()]),
+    );
+    let made = out.action.unwrap().results["password"].clone();
+    assert_eq!(made.len(), 32);
+    assert_eq!(
+        out.state
+            .secret_by_label(USERS_LABEL)
+            .unwrap()
+            .latest_content()["monitoring-password"],
+        made
+    );
+}
+
+#[test]
+fn set_password_is_refused_off_the_leader_and_for_unknown_users() {
+    let fakes = Fakes::primary();
+    let mut state = leader_state(vec![bootstrapped_peers()]);
+    let out = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "set-password",
+        json!({"username": "mallory"}),
+        state.clone(),
+    );
+    let failure = out.action.unwrap().failure.expect("refused");
+    assert!(failure.contains("\"mallory\""), "{failure}");
+    state.leader = false;
+    let out = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "set-password",
+        json!({"username": "operator"}),
+        state,
+    );
+    let failure = out.action.unwrap().failure.expect("refused");
+    assert!(failure.contains("leader"), "{failure}");
+    assert!(fakes.sql.calls().is_empty());
+}
+
+#[test]
+fn promote_to_primary_asks_patroni_for_a_switchover_to_this_unit() {
+    let fakes = Fakes {
+        patroni: FakePatroni::running(
+            "replica",
+            &[
+                ("postgresql-0", "leader", ME),
+                ("postgresql-1", "replica", PEER_ADDRESS),
+            ],
+        ),
+        ..Fakes::primary()
+    };
+    let mut state = leader_state(vec![bootstrapped_peers()]);
+    state.address = PEER_ADDRESS.into();
+    let out = harness("postgresql/1").run_action(
+        &mut fakes.charm(),
+        "promote-to-primary",
+        json!({}),
+        state.clone(),
+    );
+    assert_eq!(out.action.unwrap().failure, None);
+    let call = fakes
+        .patroni
+        .calls()
+        .into_iter()
+        .find(|c| c.path == "/switchover")
+        .expect("a switchover");
+    assert_eq!(call.method, "POST");
+    assert!(call.authenticated);
+    assert_eq!(
+        call.body,
+        Some(json!({"leader": "postgresql-0", "candidate": "postgresql-1"}))
+    );
+
+    let out = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "get-primary",
+        json!({}),
+        state.clone(),
+    );
+    assert_eq!(out.action.unwrap().results["primary"], "postgresql/0");
+
+    fakes.patroni.answer(
+        "POST",
+        "/switchover",
+        412,
+        json!("candidate name does not match with sync_standby"),
+    );
+    let out = harness("postgresql/1").run_action(
+        &mut fakes.charm(),
+        "promote-to-primary",
+        json!({}),
+        state,
+    );
+    let failure = out.action.unwrap().failure.expect("refused");
+    assert!(failure.contains("412"), "{failure}");
 }
