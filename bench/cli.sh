@@ -11,6 +11,8 @@ ward="${CARGO_TARGET_DIR:-$root/target}/release/ward"
 
 work=$(mktemp -d /tmp/ward-cli-bench.XXXXXX)
 export WARD_HOME="$work/home"
+# Plain processes unless asked (WARD_SUBSTRATE=sandbox needs ward-pebble built next to ward).
+export WARD_SUBSTRATE="${WARD_SUBSTRATE:-process}"
 export WARD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 17171)
 cleanup() { "$ward" destroy --yes >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -67,5 +69,5 @@ echo "| baseline: \`ward version\` (spawn, no controller call), p50 of 50 | ${ve
 echo "| \`ward status\` over HTTPS, p50 of 50 | ${status_p50} ms |"
 echo "| \`ward status\` over HTTPS, p90 of 50 | ${status_p90} ms |"
 echo "| status p50 / spawn baseline | $(awk -v a="$status_p50" -v b="$version_p50" 'BEGIN { printf "%.1f", a / b }') |"
-echo "| no-op shell charm, deploy → active and settled, 1 unit | ${one} ms |"
-echo "| no-op shell charm, deploy → active and settled, 10 units | ${ten} ms |"
+echo "| no-op shell charm, deploy → active and settled, 1 unit ($WARD_SUBSTRATE substrate) | ${one} ms |"
+echo "| no-op shell charm, deploy → active and settled, 10 units ($WARD_SUBSTRATE substrate) | ${ten} ms |"
