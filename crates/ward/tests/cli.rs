@@ -190,10 +190,15 @@ fn test_charms() -> PathBuf {
 
 /// The greeter charm dir: tests/charms/greeter plus the SDK example binary as dispatch.
 fn greeter(at: &Path) -> PathBuf {
-    let bin = Path::new(WARD)
-        .parent()
-        .unwrap()
-        .join("examples/greeter-charm");
+    let target = Path::new(WARD).parent().unwrap();
+    // Built by `cargo test -p ward` (an example here), or by ward-e2e in a workspace build.
+    let bin = [
+        target.join("examples/greeter-charm"),
+        target.join("greeter-charm"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| target.join("examples/greeter-charm"));
     assert!(
         bin.is_file(),
         "{} is missing: `cargo test -p ward` builds it (or `cargo build -p ward --example greeter-charm`)",
