@@ -256,6 +256,7 @@ impl PostgreSql {
         }
         let tls = self.tls(ctx, &address)?;
         self.tls_on = tls;
+        let units = peers.len() + 1;
         let member = Member {
             scope: ctx.app_name(),
             name: ctx.unit_name().replace('/', "-"),
@@ -292,7 +293,7 @@ impl PostgreSql {
                 self.version = status.version;
                 ctx.set_workload_version(self.version.as_deref().unwrap_or("15"))?;
                 if leader {
-                    self.apply_dynamic_config(&address, &settings, &passwords.patroni)?;
+                    self.apply_dynamic_config(&address, &settings, units, &passwords.patroni)?;
                 }
                 if leader && role == "primary" && !app_bag.contains_key(ROLES_KEY) {
                     // The roles Patroni does not make: monitoring (pg_monitor) and backup.
@@ -344,6 +345,7 @@ impl PostgreSql {
         &mut self,
         address: &str,
         settings: &settings::Settings,
+        units: usize,
         patroni_pw: &str,
     ) -> Result<()> {
         let (code, current) = self
@@ -355,8 +357,9 @@ impl PostgreSql {
                 "Patroni's GET /config answered {code}"
             )));
         }
-        let strict = settings.synchronous_mode && settings.synchronous_mode_strict;
-        let node_count = settings.synchronous_node_count.unwrap_or(1);
+        // Strict mode with no replica would refuse every write.
+        let strict = settings.synchronous_mode && settings.synchronous_mode_strict && units > 1;
+        let node_count = settings.synchronous_node_count.resolve(units);
         let wanted = json!({
             "synchronous_mode": settings.synchronous_mode,
             "synchronous_mode_strict": strict,

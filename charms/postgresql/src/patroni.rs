@@ -94,7 +94,7 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         format!("{host} replication replication 0.0.0.0/0 scram-sha-256"),
         format!("{host} all all 0.0.0.0/0 scram-sha-256"),
     ];
-    let mut dcs = json!({
+    let dcs = json!({
         // Patroni's rule: ttl >= loop_wait + 2 * retry_timeout. A 5 s loop notices a dead
         // postmaster twice as fast as the default 10 s.
         "ttl": 20,
@@ -102,12 +102,10 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         "retry_timeout": 5,
         "maximum_lag_on_failover": settings.maximum_lag_on_failover,
         "synchronous_mode": settings.synchronous_mode,
-        "synchronous_mode_strict": settings.synchronous_mode && settings.synchronous_mode_strict,
+        "synchronous_mode_strict": settings.synchronous_mode && settings.synchronous_mode_strict && !member.peers.is_empty(),
+        "synchronous_node_count": settings.synchronous_node_count.resolve(member.peers.len() + 1),
         "postgresql": {"use_pg_rewind": true, "parameters": {"wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on"}},
     });
-    if let Some(n) = settings.synchronous_node_count {
-        dcs["synchronous_node_count"] = json!(n);
-    }
     let raft_partners: Vec<String> = member
         .peers
         .iter()

@@ -5,6 +5,30 @@ use std::collections::BTreeMap;
 
 use charm::{Config, Error, Result};
 
+/// `synchronous_node_count` as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncNodeCount {
+    /// Every replica (units − 1).
+    All,
+    /// Half of the units (units // 2).
+    Majority,
+    /// A number, capped at units − 1.
+    Count(u32),
+}
+
+impl SyncNodeCount {
+    /// The count for a cluster of `units` members (at least 1: Patroni's minimum).
+    pub fn resolve(self, units: usize) -> u32 {
+        let replicas = u32::try_from(units.saturating_sub(1)).unwrap_or(u32::MAX);
+        let n = match self {
+            Self::All => replicas,
+            Self::Majority => u32::try_from(units / 2).unwrap_or(u32::MAX),
+            Self::Count(n) => n.min(replicas),
+        };
+        n.max(1)
+    }
+}
+
 /// Settings the config describes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -18,8 +42,8 @@ pub struct Settings {
     pub synchronous_mode: bool,
     /// Patroni: refuse writes when no synchronous replica is available.
     pub synchronous_mode_strict: bool,
-    /// Patroni: how many synchronous replicas (`all` = every replica).
-    pub synchronous_node_count: Option<u32>,
+    /// Patroni: how many synchronous replicas.
+    pub synchronous_node_count: SyncNodeCount,
     /// Only TLS connections from clients (hostssl in pg_hba).
     pub require_tls: bool,
 }
@@ -161,14 +185,15 @@ pub fn settings(cfg: &Config, unit_memory_mb: i64) -> Result<Settings> {
         .get_str("synchronous_node_count")?
         .unwrap_or_else(|| "all".into());
     let synchronous_node_count = match node_count.as_str() {
-        "all" => None,
+        "all" => SyncNodeCount::All,
+        "majority" => SyncNodeCount::Majority,
         n => match n.parse::<u32>() {
-            Ok(v) if v >= 1 => Some(v),
+            Ok(v) if v >= 1 => SyncNodeCount::Count(v),
             _ => {
                 return Err(invalid(
                     "synchronous_node_count",
                     &node_count,
-                    "must be \"all\" or a positive number",
+                    "must be \"all\", \"majority\" or a positive number",
                 ))
             }
         },
@@ -204,5 +229,20 @@ pub fn unit_memory_mb() -> i64 {
         (Some(bytes), None) => bytes / 1024 / 1024,
         (None, Some(t)) => t,
         (None, None) => 1024,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyncNodeCount;
+
+    #[test]
+    fn synchronous_node_count_resolves_as_upstream() {
+        assert_eq!(SyncNodeCount::All.resolve(3), 2);
+        assert_eq!(SyncNodeCount::Majority.resolve(5), 2);
+        assert_eq!(SyncNodeCount::Majority.resolve(3), 1);
+        assert_eq!(SyncNodeCount::Count(5).resolve(3), 2, "capped at units - 1");
+        // Patroni needs at least 1, even on a single unit (strict mode is then off).
+        assert_eq!(SyncNodeCount::All.resolve(1), 1);
     }
 }

@@ -166,7 +166,7 @@ fn invalid_config_blocks_naming_the_option_and_value() {
         ),
         (json!({"experimental_max_connections": 5}), "invalid config experimental_max_connections=5: must be between 10 and 262143"),
         (json!({"durability_synchronous_commit": "off"}), "invalid config durability_synchronous_commit=off: must be one of on, remote_apply, remote_write"),
-        (json!({"synchronous_node_count": "most"}), "invalid config synchronous_node_count=most: must be \"all\" or a positive number"),
+        (json!({"synchronous_node_count": "most"}), "invalid config synchronous_node_count=most: must be \"all\", \"majority\" or a positive number"),
         (
             json!({"profile_limit_memory": 256, "memory_shared_buffers": 65536}),
             "invalid config memory_shared_buffers=65536: more than 40% of the unit's memory (256 MB)",
@@ -784,4 +784,39 @@ fn promote_to_primary_asks_patroni_for_a_switchover_to_this_unit() {
     );
     let failure = out.action.unwrap().failure.expect("refused");
     assert!(failure.contains("412"), "{failure}");
+}
+
+#[test]
+fn synchronous_mode_from_config_is_patched_into_patronis_dcs() {
+    let fakes = Fakes::primary();
+    let mut state = leader_state(vec![bootstrapped_peers()]);
+    state.config =
+        json!({"durability_synchronous_mode": true, "synchronous_node_count": "majority"})
+            .as_object()
+            .unwrap()
+            .clone();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::ConfigChanged, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let patch = fakes
+        .patroni
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PATCH")
+        .expect("PATCH /config");
+    assert_eq!(patch.path, "/config");
+    assert!(patch.authenticated);
+    // Two units: one synchronous replica, strict as configured by default.
+    assert_eq!(
+        patch.body,
+        Some(json!({
+            "synchronous_mode": true,
+            "synchronous_mode_strict": true,
+            "synchronous_node_count": 1,
+            "maximum_lag_on_failover": 1048576,
+        }))
+    );
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(yml["bootstrap"]["dcs"]["synchronous_mode"], true);
 }
