@@ -81,19 +81,24 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         );
         parameters.insert("ssl_ca_file".into(), json!(format!("{STORAGE}/tls/ca.crt")));
     }
-    let host = if settings.require_tls && member.tls {
-        "hostssl"
-    } else {
-        "host"
-    };
+    // With a certificate in place every TCP connection must use TLS (as upstream).
+    let host = if member.tls { "hostssl" } else { "host" };
     // scram-sha-256 only: no trust, no md5, no peer over the network. Peers reach each
     // other from 127.0.0.1 on one machine (their source address is not bound).
-    let pg_hba = vec![
+    let mut pg_hba = vec![
         "local all all scram-sha-256".to_string(),
         format!("{host} replication replication 127.0.0.0/8 scram-sha-256"),
         format!("{host} replication replication 0.0.0.0/0 scram-sha-256"),
-        format!("{host} all all 0.0.0.0/0 scram-sha-256"),
     ];
+    if settings.require_tls && !member.tls {
+        // TLS required but no certificate yet: only the charm's own users (operator for
+        // the charm and Patroni, rewind for pg_rewind) get in over TCP; clients wait.
+        pg_hba.push(format!(
+            "{host} all operator,rewind,monitoring,backup 0.0.0.0/0 scram-sha-256"
+        ));
+    } else {
+        pg_hba.push(format!("{host} all all 0.0.0.0/0 scram-sha-256"));
+    }
     let dcs = json!({
         // Patroni's rule: ttl >= loop_wait + 2 * retry_timeout. A 5 s loop notices a dead
         // postmaster twice as fast as the default 10 s.

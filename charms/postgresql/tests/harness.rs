@@ -820,3 +820,120 @@ fn synchronous_mode_from_config_is_patched_into_patronis_dcs() {
             .unwrap();
     assert_eq!(yml["bootstrap"]["dcs"]["synchronous_mode"], true);
 }
+
+#[test]
+fn a_certificate_from_certificates_turns_tls_on_for_postgresql_and_clients() {
+    use interfaces::tls_certificates::{
+        dumps, parse_requests, validate_csr, CaConfig, CertificateAuthority, CsrPolicy,
+        ProvidedCertificate,
+    };
+    let fakes = Fakes::primary();
+    let certs = Relation::new("certificates", 9, "ssc");
+    let db = client(&[("database", "mydb")]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        certs.joined("ssc/0"),
+        leader_state(vec![bootstrapped_peers(), certs, db]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes
+        .workload
+        .state()
+        .files
+        .keys()
+        .all(|p| !p.contains("/tls/")));
+    let requests = &out.state.relation(9).unwrap().local_unit_data["certificate_signing_requests"];
+    let csr = parse_requests(requests).unwrap()[0]
+        .certificate_signing_request
+        .clone();
+    assert_eq!(
+        out.state.relation(5).unwrap().local_app_data["tls"],
+        "False"
+    );
+
+    // The provider signs the CSR; the unit's address is in it.
+    let ca = CertificateAuthority::generate(&CaConfig::new("Test CA")).unwrap();
+    let checked = validate_csr(&csr, false, &CsrPolicy::default()).unwrap();
+    let cert = ca.sign(&checked, 30).unwrap();
+    let answer = dumps(&vec![ProvidedCertificate {
+        certificate: cert.clone(),
+        certificate_signing_request: csr,
+        ca: ca.certificate_pem().to_string(),
+        chain: vec![cert.clone(), ca.certificate_pem().to_string()],
+        revoked: None,
+    }]);
+    let mut state = out.state.clone();
+    let rel = state.relations.iter_mut().find(|r| r.id.id == 9).unwrap();
+    rel.remote_app_data.insert("certificates".into(), answer);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        Relation::new("certificates", 9, "ssc").changed(None),
+        state,
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+
+    let w = fakes.workload.state();
+    for name in ["server.crt", "server.key", "ca.crt"] {
+        let f = &w.files[&format!("/var/lib/postgresql/data/tls/{name}")];
+        assert_eq!((f.mode, f.user.as_str()), (0o600, "postgres"), "{name}");
+    }
+    assert_eq!(
+        w.files["/var/lib/postgresql/data/tls/server.crt"].content,
+        cert.as_bytes()
+    );
+    let yml: serde_json::Value =
+        serde_json::from_slice(&w.files[patroni::CONFIG_PATH].content).unwrap();
+    assert_eq!(yml["postgresql"]["parameters"]["ssl"], "on");
+    let hba: Vec<String> = serde_json::from_value(yml["postgresql"]["pg_hba"].clone()).unwrap();
+    for line in &hba {
+        assert!(
+            line.starts_with("local ") || line.starts_with("hostssl "),
+            "{line}"
+        );
+    }
+    // patroni.yml changed under a running Patroni: it is told to reload.
+    assert!(w
+        .signals
+        .contains(&("SIGHUP".to_string(), "postgresql".to_string())));
+    drop(w);
+    let bag = &out.state.relation(5).unwrap().local_app_data;
+    assert_eq!(bag["tls"], "True");
+    let tls = out
+        .state
+        .secret_by_label("database.5.tls.secret")
+        .unwrap()
+        .latest_content();
+    assert_eq!(tls["tls"], "True");
+    assert_eq!(tls["tls-ca"], ca.certificate_pem());
+}
+
+#[test]
+fn require_tls_without_a_certificate_keeps_clients_out_and_says_why() {
+    let fakes = Fakes::primary();
+    let mut state = leader_state(vec![bootstrapped_peers()]);
+    state.config = json!({"connection_require_tls": true})
+        .as_object()
+        .unwrap()
+        .clone();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::ConfigChanged, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+    assert!(out
+        .state
+        .unit_status
+        .message
+        .contains("relate certificates"));
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    let hba: Vec<String> = serde_json::from_value(yml["postgresql"]["pg_hba"].clone()).unwrap();
+    assert!(
+        !hba.iter().any(|l| l.contains(" all all 0.0.0.0/0")),
+        "{hba:?}"
+    );
+    assert!(
+        hba.iter()
+            .any(|l| l.starts_with("host all operator,rewind")),
+        "{hba:?}"
+    );
+}
