@@ -100,9 +100,8 @@ impl Default for PostgreSql {
 }
 
 /// A random password: 32 letters and digits from the OS's generator.
-pub fn random_password() -> String {
-    use rand::distributions::{Alphanumeric, DistString};
-    Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
+fn random_password() -> String {
+    interfaces::scram::random_password(interfaces::scram::PASSWORD_LENGTH)
 }
 
 fn secret_key(user: &str) -> String {
@@ -293,7 +292,17 @@ impl PostgreSql {
                 self.version = status.version;
                 ctx.set_workload_version(self.version.as_deref().unwrap_or("15"))?;
                 if leader {
-                    self.apply_dynamic_config(&address, &settings, units, &passwords.patroni)?;
+                    // Not fatal: right after patroni.yml changed (a new Patroni password)
+                    // Patroni may not have reloaded yet; the next hook tries again. A
+                    // failed hook would also throw away what it wrote, secrets included.
+                    if let Err(e) =
+                        self.apply_dynamic_config(&address, &settings, units, &passwords.patroni)
+                    {
+                        ctx.log(
+                            LogLevel::Warning,
+                            &format!("Patroni's cluster settings not applied yet: {e}"),
+                        )?;
+                    }
                 }
                 if leader && role == "primary" && !app_bag.contains_key(ROLES_KEY) {
                     // The roles Patroni does not make: monitoring (pg_monitor) and backup.
@@ -498,8 +507,7 @@ impl PostgreSql {
             let password = match existing {
                 Some(p) => p,
                 None => {
-                    let password =
-                        interfaces::scram::random_password(interfaces::scram::PASSWORD_LENGTH);
+                    let password = random_password();
                     let script = create_client_script(&user, &database, &roles, &password);
                     self.sql.run(&primary, operator, "postgres", &script)?;
                     self.sql.run(
@@ -698,9 +706,7 @@ impl PostgreSql {
                 if !ctx.is_leader()? {
                     return Err(Error::Charm("set-password must run on the leader (ward run postgresql/leader set-password …)".into()));
                 }
-                let password = p
-                    .password
-                    .unwrap_or_else(|| interfaces::scram::random_password(32));
+                let password = p.password.unwrap_or_else(random_password);
                 if password.is_empty() || password.len() > 256 {
                     return Err(Error::InvalidParams {
                         reason: "password must be 1 to 256 characters".into(),

@@ -937,3 +937,23 @@ fn require_tls_without_a_certificate_keeps_clients_out_and_says_why() {
         "{hba:?}"
     );
 }
+
+#[test]
+fn patroni_refusing_the_settings_change_does_not_fail_the_hook() {
+    let fakes = Fakes::primary();
+    fakes
+        .patroni
+        .answer("PATCH", "/config", 401, json!("not authenticated"));
+    let mut state = leader_state(vec![bootstrapped_peers()]);
+    state.config = json!({"durability_synchronous_mode": true})
+        .as_object()
+        .unwrap()
+        .clone();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::ConfigChanged, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(out
+        .logs
+        .iter()
+        .any(|(_, l)| l.contains("Patroni refused the config change (401)")));
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+}
