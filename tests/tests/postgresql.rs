@@ -141,6 +141,30 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
     };
     assert!(failed, "an unknown username is refused");
 
+    // Synchronous mode by config: Patroni names a synchronous standby, writes still commit.
+    ctl.set_config(
+        "postgresql",
+        [("durability_synchronous_mode".to_string(), Some(json!(true)))].into(),
+    )
+    .unwrap();
+    settle(
+        ctl,
+        "a synchronous standby",
+        Duration::from_secs(60),
+        |_| {
+            postgresql_charm::patroni::members(&primary)
+                .map(|m| m.iter().any(|(_, role, _)| role == "sync_standby"))
+                .unwrap_or(false)
+        },
+    )
+    .unwrap();
+    psql(
+        &primary,
+        &password,
+        "INSERT INTO ward_e2e VALUES (41); DELETE FROM ward_e2e WHERE n = 41;",
+    )
+    .unwrap();
+
     // A client on `database` gets a database and a user of its own, in a granted secret.
     let client = home.path().join("db-client");
     copy_dir(
