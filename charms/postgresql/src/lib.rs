@@ -62,8 +62,10 @@ pub const DATABASE: &str = "database";
 pub const ROLES_KEY: &str = "system-roles-created";
 /// Peer application bag key: bumped when the system users' passwords change.
 pub const USERS_REVISION_KEY: &str = "system-users-revision";
-/// Roles a client may ask for in `extra-user-roles`.
-pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
+/// Roles a client may ask for in `extra-user-roles`. SUPERUSER is granted as upstream
+/// grants it: PgBouncer asks for it to make its auth user and install the SECURITY
+/// DEFINER function behind auth_query (which reads pg_authid).
+pub const ALLOWED_EXTRA_ROLES: [&str; 3] = ["CREATEDB", "CREATEROLE", "SUPERUSER"];
 
 /// How long a hook waits for Patroni to report the unit running after starting it.
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
@@ -92,9 +94,9 @@ impl Default for PostgreSql {
     /// The charm over the real workload: Pebble, Patroni's REST API, psql.
     fn default() -> Self {
         Self::with_backends(
-            Box::new(workload::Pebble::new(CONTAINER)),
+            Box::new(workload::PebbleWorkload::new(CONTAINER, "postgres")),
             Box::new(patroni::Rest),
-            Box::new(sql::Psql::new(CONTAINER)),
+            Box::new(sql::Psql::new(CONTAINER, "postgres")),
         )
     }
 }
@@ -314,8 +316,13 @@ impl PostgreSql {
                         sql::literal(&interfaces::scram::verifier(&pw("monitoring"))),
                         sql::literal(&interfaces::scram::verifier(&pw("backup"))),
                     );
-                    self.sql
-                        .run(&address, &passwords.operator, "postgres", &script)?;
+                    self.sql.run(
+                        &address,
+                        "operator",
+                        &passwords.operator,
+                        "postgres",
+                        &script,
+                    )?;
                     let mut data = Bag::new();
                     data.insert(ROLES_KEY.into(), "true".into());
                     ctx.set_app_data(&rel, &data)?;
@@ -509,9 +516,11 @@ impl PostgreSql {
                 None => {
                     let password = random_password();
                     let script = create_client_script(&user, &database, &roles, &password);
-                    self.sql.run(&primary, operator, "postgres", &script)?;
+                    self.sql
+                        .run(&primary, "operator", operator, "postgres", &script)?;
                     self.sql.run(
                         &primary,
+                        "operator",
                         operator,
                         &database,
                         &format!("GRANT ALL ON SCHEMA public TO {};\n", sql::ident(&user)),
@@ -623,9 +632,9 @@ impl PostgreSql {
         let user = format!("relation_id_{}", rel.id);
         let u = sql::ident(&user);
         let dbs = self
-            .sql
-            .run(
+            .sql.run(
                 &primary,
+                "operator",
                 &operator,
                 "postgres",
                 &format!(
@@ -637,6 +646,7 @@ impl PostgreSql {
         for db in dbs.lines().map(str::trim).filter(|d| !d.is_empty()) {
             let _ = self.sql.run(
                 &primary,
+                "operator",
                 &operator,
                 db,
                 &format!("REASSIGN OWNED BY {u} TO operator;\nDROP OWNED BY {u};\n"),
@@ -644,6 +654,7 @@ impl PostgreSql {
         }
         self.sql.run(
             &primary,
+            "operator",
             &operator,
             "postgres",
             &format!("DROP ROLE IF EXISTS {u};\n"),
@@ -733,7 +744,8 @@ impl PostgreSql {
                     sql::literal(&interfaces::scram::verifier(&password)),
                     l = sql::literal(&p.username),
                 );
-                self.sql.run(&primary, &operator, "postgres", &script)?;
+                self.sql
+                    .run(&primary, "operator", &operator, "postgres", &script)?;
                 secret.insert(secret_key(&p.username), password.clone());
                 ctx.set_secret(&id, &secret, &SecretOptions::default())?;
                 // This unit's Patroni learns the new password now; the others on the

@@ -559,11 +559,11 @@ fn plain_fields_for_a_client_that_asks_for_no_secrets() {
 }
 
 #[test]
-fn superuser_in_extra_user_roles_is_refused_and_nothing_is_made() {
+fn replication_in_extra_user_roles_is_refused_and_nothing_is_made() {
     let fakes = Fakes::primary();
     let rel = client(&[
         ("database", "mydb"),
-        ("extra-user-roles", "createdb,SUPERUSER"),
+        ("extra-user-roles", "createdb,REPLICATION"),
     ]);
     let out = harness("postgresql/0").run(
         &mut fakes.charm(),
@@ -574,7 +574,7 @@ fn superuser_in_extra_user_roles_is_refused_and_nothing_is_made() {
     assert_eq!(out.state.unit_status.name, StatusName::Blocked);
     assert_eq!(
         out.state.unit_status.message,
-        "database:5 from app: extra-user-roles SUPERUSER is not allowed (allowed: CREATEDB, CREATEROLE)"
+        "database:5 from app: extra-user-roles REPLICATION is not allowed (allowed: CREATEDB, CREATEROLE, SUPERUSER)"
     );
     assert!(fakes.sql.calls().is_empty());
     assert!(out.state.relation(5).unwrap().local_app_data.is_empty());

@@ -45,6 +45,7 @@ pub mod event;
 pub mod hooktools;
 pub mod model;
 pub mod testing;
+pub mod workload;
 
 /// The Pebble client, re-exported so charms reach their workload containers.
 pub use pebble_client as pebble;

@@ -10,5 +10,6 @@
 
 pub mod postgresql_client;
 pub mod scram;
+pub mod sql;
 pub mod tls_certificates;
 pub mod tls_requirer;

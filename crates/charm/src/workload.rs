@@ -1,0 +1,289 @@
+//! A workload container as a charm drives it: files, the Pebble layer, services.
+//!
+//! [`Workload`] is the small surface most charms need; [`PebbleWorkload`] is the real one
+//! over the container's Pebble socket, and [`FakeWorkload`] keeps the container in memory
+//! so harness tests run every event path without processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::pebble::{Client, FileOptions};
+use crate::{Error, Result};
+
+/// What a charm does with one workload container.
+pub trait Workload: std::fmt::Debug {
+    /// Whether the container's Pebble answers.
+    fn can_connect(&self) -> bool;
+    /// A file's content; `None` when it does not exist (or cannot be read).
+    fn pull(&self, path: &str) -> Option<Vec<u8>>;
+    /// Writes a file 0600, owned by the workload's user, making parent directories.
+    fn push_private(&self, path: &str, content: &[u8]) -> Result<()>;
+    /// Adds (combines) a layer.
+    fn add_layer(&self, label: &str, yaml: &str) -> Result<()>;
+    /// Starts what the plan says should run, restarting changed services.
+    fn replan(&self) -> Result<()>;
+    /// Restarts services (starts them when stopped).
+    fn restart(&self, services: &[&str]) -> Result<()>;
+    /// A service's current state as Pebble names it (`active`, `inactive`, `error`,
+    /// `backoff`); `None` when the service is unknown or Pebble does not answer.
+    fn service_status(&self, service: &str) -> Option<String>;
+    /// Whether a service is running.
+    fn is_running(&self, service: &str) -> bool {
+        self.service_status(service).as_deref() == Some("active")
+    }
+    /// Sends a signal (e.g. `SIGHUP`) to a service.
+    fn signal(&self, signal: &str, service: &str) -> Result<()>;
+}
+
+/// A container's Pebble over `/charm/containers/<name>/pebble.socket`; private files
+/// belong to `owner` (user and group of the same name).
+#[derive(Debug)]
+pub struct PebbleWorkload {
+    client: Client,
+    owner: String,
+}
+
+impl PebbleWorkload {
+    /// The container `name`, whose private files belong to `owner`.
+    pub fn new(name: &str, owner: &str) -> Self {
+        Self {
+            client: Client::for_container(name),
+            owner: owner.into(),
+        }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Workload for PebbleWorkload {
+    fn can_connect(&self) -> bool {
+        self.client.can_connect()
+    }
+
+    fn pull(&self, path: &str) -> Option<Vec<u8>> {
+        self.client.pull(path).ok()
+    }
+
+    fn push_private(&self, path: &str, content: &[u8]) -> Result<()> {
+        self.client
+            .push(
+                path,
+                content,
+                &FileOptions {
+                    make_dirs: true,
+                    permissions: Some(0o600),
+                    user: Some(self.owner.clone()),
+                    group: Some(self.owner.clone()),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| Error::Charm(format!("cannot write {path} in the workload: {e}")))
+    }
+
+    fn add_layer(&self, label: &str, yaml: &str) -> Result<()> {
+        self.client
+            .add_layer(label, yaml, true)
+            .map_err(|e| Error::Charm(format!("cannot add the Pebble layer {label}: {e}")))
+    }
+
+    fn replan(&self) -> Result<()> {
+        self.client
+            .replan()
+            .map(|_| ())
+            .map_err(|e| Error::Charm(format!("cannot start the workload's services: {e}")))
+    }
+
+    fn restart(&self, services: &[&str]) -> Result<()> {
+        self.client
+            .restart(services)
+            .map(|_| ())
+            .map_err(|e| Error::Charm(format!("cannot restart {}: {e}", services.join(", "))))
+    }
+
+    fn service_status(&self, service: &str) -> Option<String> {
+        self.client
+            .services(&[service])
+            .ok()
+            .and_then(|s| s.into_iter().next())
+            .map(|s| s.current)
+    }
+
+    fn signal(&self, signal: &str, service: &str) -> Result<()> {
+        self.client
+            .send_signal(signal, &[service])
+            .map_err(|e| Error::Charm(format!("cannot send {signal} to {service}: {e}")))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock has failed already; keep its state.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A file in a [`FakeWorkload`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// Its content.
+    pub content: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub user: String,
+}
+
+/// What a [`FakeWorkload`] holds.
+#[derive(Debug, Default)]
+pub struct WorkloadState {
+    /// Whether Pebble answers.
+    pub reachable: bool,
+    /// The owner of private files.
+    pub owner: String,
+    /// Files by path.
+    pub files: BTreeMap<String, File>,
+    /// Layers added, in order (label, YAML).
+    pub layers: Vec<(String, String)>,
+    /// How many times replan ran.
+    pub replans: usize,
+    /// Running services.
+    pub running: BTreeSet<String>,
+    /// Restarts asked for, in order.
+    pub restarts: Vec<String>,
+    /// Signals sent (signal, service).
+    pub signals: Vec<(String, String)>,
+}
+
+/// A workload container in memory: a cheap handle onto shared state (keep a clone, give
+/// one to the charm, inspect the clone after the hook). `replan` starts every service a
+/// layer names.
+#[derive(Debug, Clone, Default)]
+pub struct FakeWorkload(pub Arc<Mutex<WorkloadState>>);
+
+impl FakeWorkload {
+    /// A reachable container whose private files belong to `postgres`.
+    pub fn reachable() -> Self {
+        let w = Self::default();
+        {
+            let mut s = lock(&w.0);
+            s.reachable = true;
+            s.owner = "postgres".into();
+        }
+        w
+    }
+
+    /// The state, to inspect or change.
+    pub fn state(&self) -> MutexGuard<'_, WorkloadState> {
+        lock(&self.0)
+    }
+}
+
+/// The service names a layer's YAML declares (the keys under `services:`).
+fn layer_services(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .skip_while(|l| !l.starts_with("services:"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' ') || l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':').trim_matches('"').to_string())
+        .collect()
+}
+
+impl Workload for FakeWorkload {
+    fn can_connect(&self) -> bool {
+        lock(&self.0).reachable
+    }
+
+    fn pull(&self, path: &str) -> Option<Vec<u8>> {
+        lock(&self.0).files.get(path).map(|f| f.content.clone())
+    }
+
+    fn push_private(&self, path: &str, content: &[u8]) -> Result<()> {
+        let mut s = lock(&self.0);
+        if !s.reachable {
+            return Err(Error::Charm(format!("cannot write {path}: no Pebble")));
+        }
+        let user = s.owner.clone();
+        s.files.insert(
+            path.into(),
+            File {
+                content: content.to_vec(),
+                mode: 0o600,
+                user,
+            },
+        );
+        Ok(())
+    }
+
+    fn add_layer(&self, label: &str, yaml: &str) -> Result<()> {
+        lock(&self.0).layers.push((label.into(), yaml.into()));
+        Ok(())
+    }
+
+    fn replan(&self) -> Result<()> {
+        let mut s = lock(&self.0);
+        s.replans += 1;
+        let services: Vec<String> = s
+            .layers
+            .iter()
+            .flat_map(|(_, yaml)| layer_services(yaml))
+            .collect();
+        s.running.extend(services);
+        Ok(())
+    }
+
+    fn restart(&self, services: &[&str]) -> Result<()> {
+        let mut s = lock(&self.0);
+        for svc in services {
+            s.restarts.push((*svc).to_string());
+            s.running.insert((*svc).to_string());
+        }
+        Ok(())
+    }
+
+    fn service_status(&self, service: &str) -> Option<String> {
+        let s = lock(&self.0);
+        if !s.reachable {
+            return None;
+        }
+        let known = s
+            .layers
+            .iter()
+            .any(|(_, yaml)| layer_services(yaml).iter().any(|n| n == service));
+        if s.running.contains(service) {
+            Some("active".into())
+        } else if known {
+            Some("inactive".into())
+        } else {
+            None
+        }
+    }
+
+    fn signal(&self, signal: &str, service: &str) -> Result<()> {
+        lock(&self.0).signals.push((signal.into(), service.into()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_replan_starts_the_layer_services() {
+        let w = FakeWorkload::reachable();
+        w.add_layer(
+            "l",
+            "summary: x\nservices:\n  pgbouncer_0:\n    override: replace\n    command: a\n  pgbouncer_1:\n    override: replace\n    command: b\n",
+        )
+        .unwrap();
+        assert_eq!(w.service_status("pgbouncer_0").as_deref(), Some("inactive"));
+        w.replan().unwrap();
+        assert!(w.is_running("pgbouncer_0") && w.is_running("pgbouncer_1"));
+        assert_eq!(w.service_status("other"), None);
+        w.push_private("/etc/x", b"1").unwrap();
+        assert_eq!(w.state().files["/etc/x"].mode, 0o600);
+        assert_eq!(w.state().files["/etc/x"].user, "postgres");
+    }
+}
