@@ -24,6 +24,11 @@ pub trait Workload: std::fmt::Debug {
     fn replan(&self) -> Result<()>;
     /// Restarts services (starts them when stopped).
     fn restart(&self, services: &[&str]) -> Result<()>;
+    /// Stops services (stopped ones stay stopped).
+    fn stop(&self, services: &[&str]) -> Result<()>;
+    /// Runs a command in the container as its workload user and returns its stdout;
+    /// a non-zero exit is an error carrying stderr.
+    fn exec(&self, argv: &[&str]) -> Result<String>;
     /// A service's current state as Pebble names it (`active`, `inactive`, `error`,
     /// `backoff`); `None` when the service is unknown or Pebble does not answer.
     fn service_status(&self, service: &str) -> Option<String>;
@@ -103,6 +108,31 @@ impl Workload for PebbleWorkload {
             .map_err(|e| Error::Charm(format!("cannot restart {}: {e}", services.join(", "))))
     }
 
+    fn stop(&self, services: &[&str]) -> Result<()> {
+        self.client
+            .stop(services)
+            .map(|_| ())
+            .map_err(|e| Error::Charm(format!("cannot stop {}: {e}", services.join(", "))))
+    }
+
+    fn exec(&self, argv: &[&str]) -> Result<String> {
+        let mut opts = crate::pebble::ExecOptions::new(argv.iter().copied());
+        opts.user = Some(self.owner.clone());
+        opts.timeout = Some(std::time::Duration::from_secs(60));
+        match self.client.exec(&opts) {
+            Ok(out) => Ok(out.stdout_text()),
+            Err(crate::pebble::Error::Exec { output, .. }) => Err(Error::Charm(format!(
+                "{} failed in the workload: {}",
+                argv.first().copied().unwrap_or_default(),
+                output.stderr_text().trim()
+            ))),
+            Err(e) => Err(Error::Charm(format!(
+                "cannot run {} in the workload: {e}",
+                argv.first().copied().unwrap_or_default()
+            ))),
+        }
+    }
+
     fn service_status(&self, service: &str) -> Option<String> {
         self.client
             .services(&[service])
@@ -151,6 +181,12 @@ pub struct WorkloadState {
     pub running: BTreeSet<String>,
     /// Restarts asked for, in order.
     pub restarts: Vec<String>,
+    /// Stops asked for, in order.
+    pub stops: Vec<String>,
+    /// Commands run, each as its argv joined with spaces.
+    pub execs: Vec<String>,
+    /// What a command prints, by its argv joined with spaces; others print nothing.
+    pub exec_outputs: BTreeMap<String, String>,
     /// Signals sent (signal, service).
     pub signals: Vec<(String, String)>,
 }
@@ -240,6 +276,25 @@ impl Workload for FakeWorkload {
             s.running.insert((*svc).to_string());
         }
         Ok(())
+    }
+
+    fn stop(&self, services: &[&str]) -> Result<()> {
+        let mut s = lock(&self.0);
+        for svc in services {
+            s.stops.push((*svc).to_string());
+            s.running.remove(*svc);
+        }
+        Ok(())
+    }
+
+    fn exec(&self, argv: &[&str]) -> Result<String> {
+        let mut s = lock(&self.0);
+        if !s.reachable {
+            return Err(Error::Charm("cannot run a command: no Pebble".into()));
+        }
+        let line = argv.join(" ");
+        s.execs.push(line.clone());
+        Ok(s.exec_outputs.get(&line).cloned().unwrap_or_default())
     }
 
     fn service_status(&self, service: &str) -> Option<String> {
