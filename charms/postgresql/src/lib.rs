@@ -23,7 +23,8 @@ use charm::{
 };
 use serde_json::json;
 
-use interfaces::postgresql_client::{self as client, DatabaseRequest, SecretGroup};
+use interfaces::postgresql_client::{self as client, DatabaseRequest};
+use interfaces::postgresql_provider as provider;
 use interfaces::tls_certificates::CsrRequest;
 use interfaces::tls_requirer::TlsRequirer;
 
@@ -501,16 +502,8 @@ impl PostgreSql {
                 }
             };
             let database = request.database.clone();
-            let mine = ctx.app_data(&rel)?;
             let user = format!("relation_id_{}", rel.id);
-            let user_secret_key = SecretGroup::User.key();
-            let existing = match mine.get(&user_secret_key) {
-                Some(id) => ctx
-                    .get_secret(Some(id), None, SecretRead::Refresh)?
-                    .get("password")
-                    .cloned(),
-                None => mine.get("password").cloned(),
-            };
+            let existing = provider::existing_password(ctx, &rel)?;
             let password = match existing {
                 Some(p) => p,
                 None => {
@@ -535,70 +528,31 @@ impl PostgreSql {
                     password
                 }
             };
-            let mut fields = client::Credentials {
-                username: user.clone(),
-                password: password.clone(),
-                uris: Some(client::uri(&user, &password, &endpoints, &database)),
-                read_only_uris: Some(client::uri(
-                    &user,
-                    &password,
-                    &read_only.join(","),
-                    &database,
-                )),
-            }
-            .fields();
-            fields.extend(
-                client::TlsInfo {
+            let answer = provider::Answer {
+                credentials: client::Credentials {
+                    username: user.clone(),
+                    password: password.clone(),
+                    uris: Some(client::uri(&user, &password, &endpoints, &database)),
+                    read_only_uris: Some(client::uri(
+                        &user,
+                        &password,
+                        &read_only.join(","),
+                        &database,
+                    )),
+                },
+                tls: client::TlsInfo {
                     enabled: self.tls_on,
                     ca: self.tls_ca.clone(),
-                }
-                .fields(),
-            );
-            let (secrets, plain) = client::route_fields(&request, &fields);
-            let mut data = Bag::new();
-            for (group, content) in secrets {
-                match mine.get(&group.key()) {
-                    Some(id) => {
-                        if ctx.get_secret(Some(id), None, SecretRead::Refresh)? != content {
-                            ctx.set_secret(id, &content, &SecretOptions::default())?;
-                        }
-                    }
-                    None => {
-                        let id = ctx.add_secret(
-                            &content,
-                            SecretOwner::Application,
-                            &SecretOptions {
-                                label: Some(group.label(DATABASE, rel.id)),
-                                ..Default::default()
-                            },
-                        )?;
-                        ctx.grant_secret(&id, &rel, None)?;
-                        data.insert(group.key(), id);
-                    }
-                }
-            }
-            let answer = client::ProviderData {
-                database: database.clone(),
-                endpoints: vec![endpoints.clone()],
-                read_only_endpoints: read_only.clone(),
-                version: version.clone(),
-                secrets: Default::default(),
+                },
+                data: client::ProviderData {
+                    database: database.clone(),
+                    endpoints: vec![endpoints.clone()],
+                    read_only_endpoints: read_only.clone(),
+                    version: version.clone(),
+                    secrets: Default::default(),
+                },
             };
-            let mut wanted = answer.to_bag();
-            wanted.extend(plain);
-            // Clients that read the flag from the bag (Ward's own tests, shell charms).
-            wanted.insert(
-                "tls".into(),
-                if self.tls_on { "True" } else { "False" }.into(),
-            );
-            for (k, v) in wanted {
-                if mine.get(&k) != Some(&v) {
-                    data.insert(k, v);
-                }
-            }
-            if !data.is_empty() {
-                ctx.set_app_data(&rel, &data)?;
-            }
+            provider::publish(ctx, DATABASE, &rel, &request, &answer)?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! - [`scram`]: SCRAM-SHA-256 verifiers and random passwords for PostgreSQL users.
 
 pub mod postgresql_client;
+pub mod postgresql_provider;
 pub mod scram;
 pub mod sql;
 pub mod tls_certificates;
