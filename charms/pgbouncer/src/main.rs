@@ -1,6 +1,5 @@
-//! Entry point of the pgbouncer charm (being built).
+//! The pgbouncer charm binary: Juju runs it as `dispatch`.
 
-fn main() {
-    eprintln!("pgbouncer charm: not built yet");
-    std::process::exit(1);
+fn main() -> std::process::ExitCode {
+    charm::run(pgbouncer_charm::PgBouncer::default())
 }
