@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Semaphore};
 
 use crate::charmdir::{self, Role};
+use crate::network::AddressBlock;
 use crate::store::{self, RelationEndpoint, Store, StoreError, TaskRecord};
 use crate::substrate::{ProcessSubstrate, Substrate};
 use crate::uniter::state::{Life, Resolved};
@@ -40,6 +41,9 @@ pub enum ControllerError {
     /// Waiting for an action timed out.
     #[error("timed out waiting for results from: unit {0}")]
     Timeout(String),
+    /// No block of unit addresses could be claimed.
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 type Result<T, E = ControllerError> = std::result::Result<T, E>;
@@ -77,6 +81,8 @@ pub struct ControllerConfig {
     pub juju_version: String,
     /// Extra environment for every hook (after Juju's own variables).
     pub extra_env: Vec<(String, String)>,
+    /// The machine-wide registry of unit address blocks (see [`crate::network`]).
+    pub address_registry: PathBuf,
 }
 
 impl ControllerConfig {
@@ -101,6 +107,7 @@ impl ControllerConfig {
                 .unwrap_or(8),
             juju_version: "3.6.0".into(),
             extra_env: Vec::new(),
+            address_registry: crate::network::default_registry(),
         }
     }
 }
@@ -111,6 +118,8 @@ pub(crate) struct Inner {
     pub substrate: Arc<dyn Substrate>,
     pub clock: Arc<dyn Clock>,
     pub model_uuid: String,
+    /// This home's unit addresses, `127.B.0.0/16`.
+    pub address_block: AddressBlock,
     pub tools_dir: PathBuf,
     pub hook_slots: Semaphore,
     app_watch: Mutex<HashMap<String, watch::Sender<u64>>>,
@@ -295,6 +304,7 @@ impl Controller {
     ) -> Result<Controller> {
         let store = Arc::new(Store::open(&cfg.home)?);
         let (uuid, _) = store.write(|tx| store::ensure_model(tx, &cfg.model_name))?;
+        let address_block = crate::network::claim(&cfg.home, &cfg.address_registry)?;
         let tools_dir = cfg.home.join("tools");
         let io = |what: &str| {
             let what = what.to_string();
@@ -321,6 +331,7 @@ impl Controller {
             substrate,
             clock,
             model_uuid: uuid,
+            address_block,
             tools_dir,
             app_watch: Mutex::new(HashMap::new()),
             units_changed: watch::channel(0).0,
@@ -339,6 +350,11 @@ impl Controller {
     /// The state store (for inspection).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// This home's block of unit addresses (see [`crate::network`]).
+    pub fn address_block(&self) -> AddressBlock {
+        self.inner.address_block
     }
 
     /// The unit log file of a unit (hook output and juju-log).
@@ -425,6 +441,7 @@ impl Controller {
                 .collect(),
         )?;
         let sha = charmdir::hash_dir(&charm_dir)?;
+        let block = self.inner.address_block;
         let units = self.inner.store.write(|tx| {
             let id = store::add_charm(tx, &meta, &sha, &charm_dir)?;
             store::add_application(tx, app, id, &config)?;
@@ -445,7 +462,7 @@ impl Controller {
                 )?;
             }
             (0..n)
-                .map(|_| store::add_unit(tx, app))
+                .map(|_| store::add_unit(tx, app, block))
                 .collect::<Result<Vec<_>, _>>()
         })?;
         self.units_changed();
@@ -454,9 +471,10 @@ impl Controller {
 
     /// Add `n` units.
     pub fn add_unit(&self, app: &str, n: usize) -> Result<Vec<String>> {
+        let block = self.inner.address_block;
         let units = self.inner.store.write(|tx| {
             (0..n)
-                .map(|_| store::add_unit(tx, app))
+                .map(|_| store::add_unit(tx, app, block))
                 .collect::<Result<Vec<_>, _>>()
         })?;
         self.inner

@@ -38,6 +38,7 @@ pub mod charmdir;
 pub(crate) mod context;
 pub mod controller;
 pub mod hook;
+pub mod network;
 pub mod protocol;
 pub mod runner_wire;
 pub mod sandbox;

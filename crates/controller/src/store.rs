@@ -479,8 +479,12 @@ pub(crate) fn set_app_charm(tx: &Connection, app: &str, charm_id: i64) -> Result
     Ok(())
 }
 
-/// Add a unit to an application; returns its name.
-pub(crate) fn add_unit(tx: &Connection, app: &str) -> Result<String> {
+/// Add a unit to an application, with the next address of `block`; returns its name.
+pub(crate) fn add_unit(
+    tx: &Connection,
+    app: &str,
+    block: crate::network::AddressBlock,
+) -> Result<String> {
     let n: i64 = tx
         .query_row(
             "SELECT next_unit FROM application WHERE name=?1 AND life='alive'",
@@ -495,12 +499,7 @@ pub(crate) fn add_unit(tx: &Connection, app: &str) -> Result<String> {
     )?;
     tx.execute("UPDATE model SET unit_seq=unit_seq+1", [])?;
     let seq: i64 = tx.query_row("SELECT unit_seq FROM model", [], |r| r.get(0))?;
-    let address = format!(
-        "127.{}.{}.{}",
-        1 + (seq / 65536) % 254,
-        (seq / 256) % 256,
-        seq % 256
-    );
+    let address = block.unit_address(seq);
     let name = format!("{app}/{n}");
     tx.execute(
         "INSERT INTO unit (name, app, number, address) VALUES (?1, ?2, ?3, ?4)",
@@ -1711,7 +1710,7 @@ mod tests {
             let ch = add_charm(tx, &meta(), "abc", Path::new("/c"))?;
             add_application(tx, "a", ch, &BTreeMap::new())?;
             for _ in 0..3 {
-                add_unit(tx, "a")?;
+                add_unit(tx, "a", crate::network::AddressBlock::new(1).unwrap())?;
             }
             Ok(())
         })

@@ -1922,8 +1922,8 @@ mod prop {
                 store::ensure_model(tx, "m")?;
                 let ch = store::add_charm(tx, &meta, "x", std::path::Path::new("/c"))?;
                 store::add_application(tx, "demo", ch, &BTreeMap::new())?;
-                store::add_unit(tx, "demo")?;
-                store::add_unit(tx, "demo")?;
+                store::add_unit(tx, "demo", crate::network::AddressBlock::new(1).unwrap())?;
+                store::add_unit(tx, "demo", crate::network::AddressBlock::new(1).unwrap())?;
                 let id = store::add_relation(
                     tx,
                     &[store::RelationEndpoint {

@@ -77,6 +77,7 @@ pub(crate) async fn run(home: &Home, yes: bool) -> Result<()> {
     // Workload sandboxes outlive their controller by design (it re-adopts
     // them on restart); destroy ends them too.
     controller::sandbox::stop_all(&home.root.join("units"));
+    controller::network::release(&home.root, &controller::network::default_registry());
     std::fs::remove_dir_all(&home.root)
         .failed(|| format!("removing WARD_HOME {}", home.root.display()))?;
     println!("Controller destroyed; removed {}.", home.root.display());

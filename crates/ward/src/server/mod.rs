@@ -210,6 +210,7 @@ pub(crate) async fn run(
         0o644,
     )?;
     let token = crate::pki::read_token(&home)?;
+    let block = ctl.address_block();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = {
@@ -230,7 +231,7 @@ pub(crate) async fn run(
         substrate: sub_name,
     });
     eprintln!(
-        "ward controller listening on https://127.0.0.1:{port} (WARD_HOME={}, pid {}, {sub_name} substrate)",
+        "ward controller listening on https://127.0.0.1:{port} (WARD_HOME={}, pid {}, {sub_name} substrate, unit addresses {block})",
         home.root.display(),
         std::process::id()
     );
