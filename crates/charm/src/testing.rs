@@ -23,9 +23,12 @@
 //! assert_eq!(out.state.relations[0].local_app_data["x"], "1");
 //! ```
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
+use serde_yaml_ng::{Mapping, Value as Yaml};
 
 use crate::backend::{
     Address, Backend, Bag, BindAddress, LogLevel, Network, Port, SecretInfo, SecretOptions,
@@ -35,6 +38,7 @@ use crate::config::ConfigOptions;
 use crate::error::{Error, Result};
 use crate::event::{juju_vars, Event, HookEnv, RelationEvent, RelationId};
 use crate::model::Context;
+use crate::workload::Workload;
 use crate::Charm;
 
 /// One relation as this unit sees it.
@@ -244,6 +248,8 @@ pub struct State {
     pub address: String,
     /// Storage instances by id.
     pub storage: BTreeMap<String, StorageInfo>,
+    /// Workload containers (see [`Container`]).
+    pub containers: Vec<Container>,
 }
 
 impl Default for State {
@@ -260,6 +266,7 @@ impl Default for State {
             stored: Bag::new(),
             address: "192.0.2.10".into(),
             storage: BTreeMap::new(),
+            containers: Vec::new(),
         }
     }
 }
@@ -268,6 +275,11 @@ impl State {
     /// The relation with this id.
     pub fn relation(&self, id: u32) -> Option<&Relation> {
         self.relations.iter().find(|r| r.id.id == id)
+    }
+
+    /// The container with this name.
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name == name)
     }
 
     /// The secret with this label (owner's or consumer's).
@@ -293,7 +305,8 @@ pub struct ActionOutput {
 #[derive(Debug)]
 pub struct Output {
     /// The state after the event: everything the hook wrote if it succeeded, only
-    /// what Juju applies at once (statuses, logs) if it failed.
+    /// what Juju applies at once (statuses, logs) and what Pebble applied at once
+    /// (the containers) if it failed.
     pub state: State,
     /// juju-log lines.
     pub logs: Vec<(LogLevel, String)>,
@@ -368,11 +381,18 @@ impl Harness {
         };
         let is_action = event.is_action();
         let mut mem = Memory::new(&self.unit, state.clone(), params);
+        let mut containers = std::mem::take(&mut mem.state.containers);
+        for c in &mut containers {
+            c.note_running_definitions();
+        }
+        let containers: SharedContainers = Arc::new(Mutex::new(containers));
         let result = {
+            let _scope = ContainerScope::enter(containers.clone());
             let mut ctx = Context::new(&mut mem, env).with_config_options(self.options.clone());
             crate::dispatch(charm, &mut ctx)
         };
-        let (final_state, error) = match result {
+        let containers = std::mem::take(&mut *lock(&containers));
+        let (mut final_state, error) = match result {
             Ok(()) => (mem.state.clone(), None),
             Err(e) => {
                 // Juju discards a failed hook's buffered writes.
@@ -383,6 +403,8 @@ impl Harness {
                 (s, Some(e))
             }
         };
+        // Pebble applied the hook's container changes as they happened.
+        final_state.containers = containers;
         Output {
             state: final_state,
             logs: mem.logs,
@@ -855,5 +877,724 @@ impl Backend for Memory {
     fn state_delete(&mut self, key: &str) -> Result<()> {
         self.state.stored.remove(key);
         Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ containers
+
+/// A file in a [`Container`]'s filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerFile {
+    /// Its content.
+    pub content: Vec<u8>,
+    /// Permission bits (`0o644`).
+    pub permissions: u32,
+    /// Owning user.
+    pub user: String,
+    /// Owning group.
+    pub group: String,
+}
+
+/// What Pebble reports for a service (`GET /v1/services`, `current`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceStatus {
+    /// Starting or running.
+    Active,
+    /// Never started, or stopped.
+    Inactive,
+    /// Exited and waiting to be restarted.
+    Backoff,
+    /// Exited and not restarted.
+    Error,
+}
+
+impl ServiceStatus {
+    /// Pebble's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Active => "active",
+            ServiceStatus::Inactive => "inactive",
+            ServiceStatus::Backoff => "backoff",
+            ServiceStatus::Error => "error",
+        }
+    }
+}
+
+/// A canned answer for commands a charm runs in a [`Container`], matched on the argv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    /// The argv, or its first words when `exact` is false.
+    pub command: Vec<String>,
+    /// Whether the whole argv must equal `command` (otherwise `command` is a prefix).
+    pub exact: bool,
+    /// The exit code.
+    pub exit_code: i32,
+    /// What the command prints on stdout.
+    pub stdout: String,
+    /// What the command prints on stderr.
+    pub stderr: String,
+}
+
+impl Exec {
+    /// Answers every argv that starts with `prefix`: exit 0, no output.
+    pub fn prefix<S: Into<String>>(prefix: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            command: prefix.into_iter().map(Into::into).collect(),
+            exact: false,
+            exit_code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+
+    /// Answers exactly `argv`: exit 0, no output.
+    pub fn exact<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            exact: true,
+            ..Self::prefix(argv)
+        }
+    }
+
+    /// Prints `stdout`.
+    pub fn stdout(mut self, stdout: impl Into<String>) -> Self {
+        self.stdout = stdout.into();
+        self
+    }
+
+    /// Prints `stderr`.
+    pub fn stderr(mut self, stderr: impl Into<String>) -> Self {
+        self.stderr = stderr.into();
+        self
+    }
+
+    /// Exits with `code`.
+    pub fn exit_code(mut self, code: i32) -> Self {
+        self.exit_code = code;
+        self
+    }
+
+    fn matches(&self, argv: &[&str]) -> bool {
+        let n = self.command.len();
+        let fits = if self.exact {
+            argv.len() == n
+        } else {
+            argv.len() >= n
+        };
+        fits && self.command.iter().zip(argv).all(|(a, b)| a == b)
+    }
+}
+
+/// One workload container as its Pebble would show it: reachability, filesystem,
+/// layers, services and canned command results.
+///
+/// A charm reaches it with [`Context::workload`] while [`Harness::run`] runs; what the
+/// charm does to it (files pushed, layers added, services started by replan, signals,
+/// commands run) is in [`Output::state`] afterwards, failed hook or not, because Pebble
+/// applies its changes at once rather than at the end of the hook.
+///
+/// ```
+/// use charm::testing::{Container, Exec, Harness, State};
+/// use charm::{Charm, Context, Event, Result};
+///
+/// struct Web;
+/// impl Charm for Web {
+///     fn handle(&mut self, ctx: &mut Context<'_>, event: &Event) -> Result<()> {
+///         if let Event::PebbleReady { container } = event {
+///             let w = ctx.workload(container, "www-data");
+///             w.push_private("/etc/web.conf", b"port = 8080\n")?;
+///             w.add_layer("web", "services:\n  web:\n    override: replace\n    command: web\n    startup: enabled\n")?;
+///             w.replan()?;
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let web = Container::new("web").with_exec(Exec::prefix(["web", "--version"]).stdout("1.2"));
+/// let state = State { containers: vec![web.clone()], ..State::default() };
+/// let out = Harness::new("web/0").run(&mut Web, web.pebble_ready(), state);
+/// let web = out.state.container("web").unwrap();
+/// assert_eq!(web.files["/etc/web.conf"].permissions, 0o600);
+/// assert!(web.is_running("web"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// Its name, as metadata.yaml's `containers:` declares it.
+    pub name: String,
+    /// Whether Pebble answers; when false every call fails as if the socket were missing.
+    pub can_connect: bool,
+    /// Regular files by absolute path.
+    pub files: BTreeMap<String, ContainerFile>,
+    /// Layers in plan order, as (label, YAML); adding with an existing label combines
+    /// into it in place, as Pebble does.
+    pub layers: Vec<(String, String)>,
+    /// Service statuses; a service in the plan and not here is `inactive`.
+    pub services: BTreeMap<String, ServiceStatus>,
+    /// The definition (YAML) each active service was started with: replan restarts the
+    /// services whose definition in the plan differs.
+    pub started_with: BTreeMap<String, String>,
+    /// What Pebble did to services, in order, as (`start`|`stop`, service).
+    pub service_log: Vec<(String, String)>,
+    /// Canned command results; an exact match wins, then the longest prefix.
+    pub execs: Vec<Exec>,
+    /// Commands the charm ran, in order.
+    pub exec_history: Vec<Vec<String>>,
+    /// Signals sent, in order, as (signal, service).
+    pub signals: Vec<(String, String)>,
+}
+
+impl Container {
+    /// A reachable container with nothing in it.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            can_connect: true,
+            files: BTreeMap::new(),
+            layers: Vec::new(),
+            services: BTreeMap::new(),
+            started_with: BTreeMap::new(),
+            service_log: Vec::new(),
+            execs: Vec::new(),
+            exec_history: Vec::new(),
+            signals: Vec::new(),
+        }
+    }
+
+    /// Makes Pebble unreachable (the container is still starting).
+    pub fn unreachable(mut self) -> Self {
+        self.can_connect = false;
+        self
+    }
+
+    /// Adds a file, 0644 and owned by root.
+    pub fn with_file(self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.with_file_owned(path, content, 0o644, "root", "root")
+    }
+
+    /// Adds a file with its permissions and owner.
+    pub fn with_file_owned(
+        mut self,
+        path: &str,
+        content: impl Into<Vec<u8>>,
+        permissions: u32,
+        user: &str,
+        group: &str,
+    ) -> Self {
+        self.files.insert(
+            path.into(),
+            ContainerFile {
+                content: content.into(),
+                permissions,
+                user: user.into(),
+                group: group.into(),
+            },
+        );
+        self
+    }
+
+    /// Adds a layer (as if a previous hook had added it).
+    pub fn with_layer(mut self, label: &str, yaml: &str) -> Self {
+        self.layers.push((label.into(), yaml.into()));
+        self
+    }
+
+    /// Sets a service's status (as if it were already running, stopped or failing).
+    pub fn with_service_status(mut self, service: &str, status: ServiceStatus) -> Self {
+        self.services.insert(service.into(), status);
+        self
+    }
+
+    /// Adds a canned command result.
+    pub fn with_exec(mut self, exec: Exec) -> Self {
+        self.execs.push(exec);
+        self
+    }
+
+    /// `<container>-pebble-ready`
+    pub fn pebble_ready(&self) -> Event {
+        Event::PebbleReady {
+            container: self.name.clone(),
+        }
+    }
+
+    /// `<container>-pebble-custom-notice` for the custom notice `id` with `key`.
+    pub fn custom_notice(&self, id: &str, key: &str) -> Event {
+        Event::PebbleCustomNotice(crate::event::NoticeEvent {
+            container: self.name.clone(),
+            id: id.into(),
+            kind: "custom".into(),
+            key: key.into(),
+        })
+    }
+
+    /// `<container>-pebble-check-failed`
+    pub fn check_failed(&self, check: &str) -> Event {
+        Event::PebbleCheckFailed {
+            container: self.name.clone(),
+            check: check.into(),
+        }
+    }
+
+    /// `<container>-pebble-check-recovered`
+    pub fn check_recovered(&self, check: &str) -> Event {
+        Event::PebbleCheckRecovered {
+            container: self.name.clone(),
+            check: check.into(),
+        }
+    }
+
+    /// The combined plan (every layer merged in order, as `GET /v1/plan` shows it).
+    pub fn plan(&self) -> Result<Value> {
+        let plan = self.combined()?;
+        serde_json::to_value(Yaml::Mapping(plan)).map_err(|e| Error::InvalidInput {
+            what: format!("the plan of container {}", self.name),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A service's status as Pebble reports it; `None` when neither the plan nor
+    /// [`Container::services`] knows it.
+    pub fn service_status(&self, service: &str) -> Option<ServiceStatus> {
+        if let Some(s) = self.services.get(service) {
+            return Some(*s);
+        }
+        let in_plan = self
+            .combined()
+            .ok()
+            .and_then(|p| section(&p, "services").map(|s| s.contains_key(service)))
+            .unwrap_or(false);
+        in_plan.then_some(ServiceStatus::Inactive)
+    }
+
+    /// Whether a service is active.
+    pub fn is_running(&self, service: &str) -> bool {
+        self.service_status(service) == Some(ServiceStatus::Active)
+    }
+
+    fn combined(&self) -> Result<Mapping> {
+        let mut plan = Mapping::new();
+        for (label, yaml) in &self.layers {
+            combine(&mut plan, &parse_layer(label, yaml)?);
+        }
+        Ok(plan)
+    }
+
+    fn service_definitions(&self) -> Result<BTreeMap<String, String>> {
+        let plan = self.combined()?;
+        let mut out = BTreeMap::new();
+        if let Some(services) = section(&plan, "services") {
+            for (name, def) in services {
+                let name = name.as_str().unwrap_or_default().to_string();
+                out.insert(name, serde_yaml_ng::to_string(def).unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the plan's definition for active services a test put in the State, so
+    /// that replan only restarts them when the charm changes their definition.
+    fn note_running_definitions(&mut self) {
+        let Ok(defs) = self.service_definitions() else {
+            return;
+        };
+        for (name, status) in &self.services {
+            if *status == ServiceStatus::Active && !self.started_with.contains_key(name) {
+                if let Some(d) = defs.get(name) {
+                    self.started_with.insert(name.clone(), d.clone());
+                }
+            }
+        }
+    }
+
+    fn add_layer(&mut self, label: &str, yaml: &str) -> Result<()> {
+        let new = parse_layer(label, yaml)?;
+        let mut layers = self.layers.clone();
+        match layers.iter_mut().find(|(l, _)| l == label) {
+            Some((_, existing)) => {
+                let mut merged = parse_layer(label, existing)?;
+                combine(&mut merged, &new);
+                *existing = serde_yaml_ng::to_string(&Yaml::Mapping(merged)).map_err(|e| {
+                    Error::InvalidInput {
+                        what: format!("layer {label:?}"),
+                        reason: e.to_string(),
+                    }
+                })?;
+            }
+            None => layers.push((label.into(), yaml.into())),
+        }
+        let candidate = Container {
+            layers,
+            ..Container::new(&self.name)
+        };
+        let plan = candidate.combined()?;
+        if let Some(services) = section(&plan, "services") {
+            for (name, def) in services {
+                if def.get("command").and_then(Yaml::as_str).is_none() {
+                    return Err(Error::InvalidInput {
+                        what: format!("layer {label:?}"),
+                        reason: format!(
+                            "plan must define \"command\" for service {:?}",
+                            name.as_str().unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
+        self.layers = candidate.layers;
+        Ok(())
+    }
+
+    fn start(&mut self, service: &str, definition: Option<String>) {
+        self.services
+            .insert(service.to_string(), ServiceStatus::Active);
+        self.service_log.push(("start".into(), service.into()));
+        if let Some(d) = definition {
+            self.started_with.insert(service.into(), d);
+        }
+    }
+
+    fn stop(&mut self, service: &str) {
+        if self.services.get(service) == Some(&ServiceStatus::Active) {
+            self.service_log.push(("stop".into(), service.into()));
+        }
+        self.services
+            .insert(service.to_string(), ServiceStatus::Inactive);
+        self.started_with.remove(service);
+    }
+
+    /// Pebble's replan: stop active services whose definition changed or left the
+    /// plan, then start those still in it plus every `startup: enabled` service.
+    fn replan(&mut self) -> Result<()> {
+        let defs = self.service_definitions()?;
+        let plan = self.combined()?;
+        let enabled: BTreeSet<String> = section(&plan, "services")
+            .map(|s| {
+                s.iter()
+                    .filter(|(_, d)| d.get("startup").and_then(Yaml::as_str) == Some("enabled"))
+                    .filter_map(|(n, _)| n.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let active: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| **s == ServiceStatus::Active)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut to_start = enabled.clone();
+        for name in active {
+            let changed = match (defs.get(&name), self.started_with.get(&name)) {
+                (Some(now), Some(then)) => now != then,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            if changed {
+                self.stop(&name);
+                if defs.contains_key(&name) {
+                    to_start.insert(name);
+                }
+            }
+        }
+        for name in to_start {
+            if !self.is_running(&name) {
+                self.start(&name, defs.get(&name).cloned());
+            }
+        }
+        Ok(())
+    }
+
+    fn check_services(&self, action: &str, services: &[&str]) -> Result<BTreeMap<String, String>> {
+        let defs = self.service_definitions()?;
+        if let Some(missing) = services.iter().find(|s| !defs.contains_key(**s)) {
+            return Err(Error::Charm(format!(
+                "cannot {action} services: service {missing:?} does not exist"
+            )));
+        }
+        Ok(defs)
+    }
+}
+
+fn section<'a>(plan: &'a Mapping, name: &str) -> Option<&'a Mapping> {
+    plan.get(name).and_then(Yaml::as_mapping)
+}
+
+fn parse_layer(label: &str, yaml: &str) -> Result<Mapping> {
+    let invalid = |reason: String| Error::InvalidInput {
+        what: format!("layer {label:?}"),
+        reason,
+    };
+    let doc: Yaml = serde_yaml_ng::from_str(yaml)
+        .map_err(|e| invalid(format!("cannot parse layer YAML: {e}")))?;
+    let layer = match doc {
+        Yaml::Mapping(m) => m,
+        Yaml::Null => Mapping::new(),
+        _ => return Err(invalid("cannot parse layer YAML: not a mapping".into())),
+    };
+    for (kind, key) in [
+        ("service", "services"),
+        ("check", "checks"),
+        ("log target", "log-targets"),
+    ] {
+        for (name, entry) in section(&layer, key).into_iter().flatten() {
+            if !matches!(
+                entry.get("override").and_then(Yaml::as_str),
+                Some("merge" | "replace")
+            ) {
+                return Err(invalid(format!(
+                    "layer {label:?} must define \"override\" for {kind} {:?}",
+                    name.as_str().unwrap_or_default()
+                )));
+            }
+        }
+    }
+    Ok(layer)
+}
+
+/// Pebble's `CombineLayers` for one more layer: `replace` swaps an entry, `merge`
+/// overrides scalars, appends lists (`after`, `requires`, …) and merges maps
+/// (`environment`, …) key by key.
+fn combine(plan: &mut Mapping, layer: &Mapping) {
+    for (key, value) in layer {
+        let is_section = matches!(key.as_str(), Some("services" | "checks" | "log-targets"));
+        let Some(entries) = value.as_mapping().filter(|_| is_section) else {
+            plan.insert(key.clone(), value.clone());
+            continue;
+        };
+        let target = plan
+            .entry(key.clone())
+            .or_insert_with(|| Yaml::Mapping(Mapping::new()));
+        if !target.is_mapping() {
+            *target = Yaml::Mapping(Mapping::new());
+        }
+        let Yaml::Mapping(target) = target else {
+            continue;
+        };
+        for (name, entry) in entries {
+            let replace = entry.get("override").and_then(Yaml::as_str) == Some("replace");
+            match (target.get_mut(name), entry.as_mapping()) {
+                (Some(Yaml::Mapping(old)), Some(new)) if !replace => {
+                    for (k, v) in new {
+                        match (old.get_mut(k), v) {
+                            (Some(Yaml::Sequence(a)), Yaml::Sequence(b)) => {
+                                a.extend(b.iter().cloned())
+                            }
+                            (Some(Yaml::Mapping(a)), Yaml::Mapping(b)) => {
+                                for (k2, v2) in b {
+                                    a.insert(k2.clone(), v2.clone());
+                                }
+                            }
+                            _ => {
+                                old.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    target.insert(name.clone(), entry.clone());
+                }
+            }
+        }
+    }
+}
+
+type SharedContainers = Arc<Mutex<Vec<Container>>>;
+
+thread_local! {
+    /// The containers of the State a [`Harness`] is running on this thread, if any.
+    static HARNESS_CONTAINERS: RefCell<Option<SharedContainers>> = const { RefCell::new(None) };
+}
+
+/// Makes the State's containers what [`Context::workload`] returns on this thread
+/// until dropped (also when the charm panics).
+struct ContainerScope {
+    previous: Option<SharedContainers>,
+}
+
+impl ContainerScope {
+    fn enter(containers: SharedContainers) -> Self {
+        let previous = HARNESS_CONTAINERS.with(|c| c.borrow_mut().replace(containers));
+        Self { previous }
+    }
+}
+
+impl Drop for ContainerScope {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        HARNESS_CONTAINERS.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// The harness's workload for container `name`, when a [`Harness`] is running on this
+/// thread.
+pub(crate) fn harness_workload(name: &str, owner: &str) -> Option<Box<dyn Workload>> {
+    let containers = HARNESS_CONTAINERS.with(|c| c.borrow().clone())?;
+    Some(Box::new(ContainerWorkload {
+        containers,
+        name: name.into(),
+        owner: owner.into(),
+    }))
+}
+
+fn lock(m: &Mutex<Vec<Container>>) -> MutexGuard<'_, Vec<Container>> {
+    // A charm that panicked while holding the lock has failed its test already.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A [`Workload`] over one of the State's containers.
+#[derive(Debug)]
+struct ContainerWorkload {
+    containers: SharedContainers,
+    name: String,
+    owner: String,
+}
+
+impl ContainerWorkload {
+    /// Runs `f` on the container when Pebble answers; otherwise the error a missing
+    /// socket gives [`crate::workload::PebbleWorkload`].
+    fn with<T>(&self, f: impl FnOnce(&mut Container) -> Result<T>) -> Result<T> {
+        let mut containers = lock(&self.containers);
+        let known = containers.iter().any(|c| c.name == self.name);
+        match containers
+            .iter_mut()
+            .find(|c| c.name == self.name && c.can_connect)
+        {
+            Some(c) => f(c),
+            None => Err(Error::Charm(self.unreachable(known).to_string())),
+        }
+    }
+
+    fn unreachable(&self, known: bool) -> crate::pebble::Error {
+        let path = crate::pebble::Client::for_container(&self.name)
+            .socket()
+            .to_path_buf();
+        let why = if known {
+            "no such file or directory (can_connect is false in the harness State)".to_string()
+        } else {
+            format!(
+                "no such file or directory (the harness State has no container {:?})",
+                self.name
+            )
+        };
+        crate::pebble::Error::Connection {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
+        }
+    }
+
+    fn context(&self, what: String) -> impl Fn(Error) -> Error {
+        move |e| match e {
+            Error::Charm(m) => Error::Charm(format!("{what}: {m}")),
+            other => Error::Charm(format!("{what}: {other}")),
+        }
+    }
+}
+
+impl Workload for ContainerWorkload {
+    fn can_connect(&self) -> bool {
+        self.with(|_| Ok(())).is_ok()
+    }
+
+    fn pull(&self, path: &str) -> Option<Vec<u8>> {
+        self.with(|c| Ok(c.files.get(path).map(|f| f.content.clone())))
+            .ok()
+            .flatten()
+    }
+
+    fn push_private(&self, path: &str, content: &[u8]) -> Result<()> {
+        self.with(|c| {
+            c.files.insert(
+                path.into(),
+                ContainerFile {
+                    content: content.to_vec(),
+                    permissions: 0o600,
+                    user: self.owner.clone(),
+                    group: self.owner.clone(),
+                },
+            );
+            Ok(())
+        })
+        .map_err(self.context(format!("cannot write {path} in the workload")))
+    }
+
+    fn add_layer(&self, label: &str, yaml: &str) -> Result<()> {
+        self.with(|c| c.add_layer(label, yaml))
+            .map_err(self.context(format!("cannot add the Pebble layer {label}")))
+    }
+
+    fn replan(&self) -> Result<()> {
+        self.with(Container::replan)
+            .map_err(self.context("cannot start the workload's services".into()))
+    }
+
+    fn restart(&self, services: &[&str]) -> Result<()> {
+        self.with(|c| {
+            let defs = c.check_services("restart", services)?;
+            for s in services {
+                c.stop(s);
+            }
+            for s in services {
+                c.start(s, defs.get(*s).cloned());
+            }
+            Ok(())
+        })
+        .map_err(self.context(format!("cannot restart {}", services.join(", "))))
+    }
+
+    fn stop(&self, services: &[&str]) -> Result<()> {
+        self.with(|c| {
+            c.check_services("stop", services)?;
+            for s in services {
+                c.stop(s);
+            }
+            Ok(())
+        })
+        .map_err(self.context(format!("cannot stop {}", services.join(", "))))
+    }
+
+    fn exec(&self, argv: &[&str]) -> Result<String> {
+        let argv0 = argv.first().copied().unwrap_or_default();
+        let exec = self
+            .with(|c| {
+                c.exec_history
+                    .push(argv.iter().map(|a| a.to_string()).collect());
+                let best = c
+                    .execs
+                    .iter()
+                    .filter(|e| e.matches(argv))
+                    .max_by_key(|e| (e.exact, e.command.len()))
+                    .cloned();
+                best.ok_or_else(|| {
+                    Error::Charm(format!(
+                        "cannot find executable {argv0:?} (no Exec in the harness State matches {argv:?})"
+                    ))
+                })
+            })
+            .map_err(self.context(format!("cannot run {argv0} in the workload")))?;
+        if exec.exit_code != 0 {
+            return Err(Error::Charm(format!(
+                "{argv0} failed in the workload: {}",
+                exec.stderr.trim()
+            )));
+        }
+        Ok(exec.stdout)
+    }
+
+    fn service_status(&self, service: &str) -> Option<String> {
+        self.with(|c| Ok(c.service_status(service)))
+            .ok()
+            .flatten()
+            .map(|s| s.as_str().to_string())
+    }
+
+    fn signal(&self, signal: &str, service: &str) -> Result<()> {
+        self.with(|c| {
+            if !c.is_running(service) {
+                return Err(Error::Charm(format!(
+                    "cannot send signal to {service:?}: service is not running"
+                )));
+            }
+            c.signals.push((signal.into(), service.into()));
+            Ok(())
+        })
+        .map_err(self.context(format!("cannot send {signal} to {service}")))
     }
 }

@@ -3,6 +3,9 @@
 //! [`Workload`] is the small surface most charms need; [`PebbleWorkload`] is the real one
 //! over the container's Pebble socket, and [`FakeWorkload`] keeps the container in memory
 //! so harness tests run every event path without processes.
+//!
+//! A charm gets its container with [`crate::Context::workload`], which is Pebble under
+//! Juju and Ward, and the State's [`crate::testing::Container`] under the harness.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -318,6 +321,22 @@ impl Workload for FakeWorkload {
     fn signal(&self, signal: &str, service: &str) -> Result<()> {
         lock(&self.0).signals.push((signal.into(), service.into()));
         Ok(())
+    }
+}
+
+impl crate::model::Context<'_> {
+    /// The workload container `name` (as metadata.yaml's `containers:` declares it),
+    /// whose private files belong to `owner`.
+    ///
+    /// Under Juju or Ward this is a [`PebbleWorkload`] over
+    /// `/charm/containers/<name>/pebble.socket`; while [`crate::testing::Harness`] runs
+    /// the charm it is the State's [`crate::testing::Container`] of that name, so the
+    /// same charm code runs against both. Pebble not answering (or, in the harness, a
+    /// container with `can_connect` false or missing from the State) makes every call
+    /// fail and [`Workload::can_connect`] false.
+    pub fn workload(&self, name: &str, owner: &str) -> Box<dyn Workload> {
+        crate::testing::harness_workload(name, owner)
+            .unwrap_or_else(|| Box::new(PebbleWorkload::new(name, owner)))
     }
 }
 
