@@ -38,7 +38,8 @@ use crate::config::ConfigOptions;
 use crate::error::{Error, Result};
 use crate::event::{juju_vars, Event, HookEnv, RelationEvent, RelationId};
 use crate::model::Context;
-use crate::workload::Workload;
+use crate::pebble::{CheckInfo, ExecOptions, ExecOutput, FileInfo, FileOptions, Notice};
+use crate::workload::{ContainerApi, Workload};
 use crate::Charm;
 
 /// One relation as this unit sees it.
@@ -1036,10 +1037,15 @@ pub struct Container {
     pub service_log: Vec<(String, String)>,
     /// Canned command results; an exact match wins, then the longest prefix.
     pub execs: Vec<Exec>,
-    /// Commands the charm ran, in order.
-    pub exec_history: Vec<Vec<String>>,
+    /// Commands the charm ran, in order, with their options ([`Workload::exec`] runs
+    /// as the owner given to [`Context::workload`] with a 60 s timeout).
+    pub exec_history: Vec<ExecOptions>,
     /// Signals sent, in order, as (signal, service).
     pub signals: Vec<(String, String)>,
+    /// Health checks as `GET /v1/checks` reports them.
+    pub checks: Vec<CheckInfo>,
+    /// Notices as `GET /v1/notices` reports them.
+    pub notices: Vec<Notice>,
 }
 
 impl Container {
@@ -1056,6 +1062,8 @@ impl Container {
             execs: Vec::new(),
             exec_history: Vec::new(),
             signals: Vec::new(),
+            checks: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -1106,6 +1114,26 @@ impl Container {
     /// Adds a canned command result.
     pub fn with_exec(mut self, exec: Exec) -> Self {
         self.execs.push(exec);
+        self
+    }
+
+    /// Adds a health check's status.
+    pub fn with_check(mut self, check: CheckInfo) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    /// Adds a custom notice with `key`, numbered after the notices already there; use
+    /// [`Container::custom_notice`] with its id for the event.
+    pub fn with_custom_notice(mut self, key: &str) -> Self {
+        let id = (self.notices.len() + 1).to_string();
+        self.notices.push(Notice {
+            id,
+            kind: "custom".into(),
+            key: key.into(),
+            occurrences: 1,
+            last_data: BTreeMap::new(),
+        });
         self
     }
 
@@ -1425,7 +1453,7 @@ impl Drop for ContainerScope {
 
 /// The harness's workload for container `name`, when a [`Harness`] is running on this
 /// thread.
-pub(crate) fn harness_workload(name: &str, owner: &str) -> Option<Box<dyn Workload>> {
+pub(crate) fn harness_container(name: &str, owner: &str) -> Option<Box<dyn ContainerApi>> {
     let containers = HARNESS_CONTAINERS.with(|c| c.borrow().clone())?;
     Some(Box::new(ContainerWorkload {
         containers,
@@ -1439,7 +1467,7 @@ fn lock(m: &Mutex<Vec<Container>>) -> MutexGuard<'_, Vec<Container>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A [`Workload`] over one of the State's containers.
+/// A [`Workload`] and [`ContainerApi`] over one of the State's containers.
 #[derive(Debug)]
 struct ContainerWorkload {
     containers: SharedContainers,
@@ -1551,31 +1579,18 @@ impl Workload for ContainerWorkload {
     }
 
     fn exec(&self, argv: &[&str]) -> Result<String> {
-        let argv0 = argv.first().copied().unwrap_or_default();
-        let exec = self
-            .with(|c| {
-                c.exec_history
-                    .push(argv.iter().map(|a| a.to_string()).collect());
-                let best = c
-                    .execs
-                    .iter()
-                    .filter(|e| e.matches(argv))
-                    .max_by_key(|e| (e.exact, e.command.len()))
-                    .cloned();
-                best.ok_or_else(|| {
-                    Error::Charm(format!(
-                        "cannot find executable {argv0:?} (no Exec in the harness State matches {argv:?})"
-                    ))
-                })
-            })
-            .map_err(self.context(format!("cannot run {argv0} in the workload")))?;
-        if exec.exit_code != 0 {
+        let mut opts = ExecOptions::new(argv.iter().copied());
+        opts.user = Some(self.owner.clone());
+        opts.timeout = Some(std::time::Duration::from_secs(60));
+        let out = self.exec_with(&opts)?;
+        if out.exit_code != 0 {
             return Err(Error::Charm(format!(
-                "{argv0} failed in the workload: {}",
-                exec.stderr.trim()
+                "{} failed in the workload: {}",
+                argv.first().copied().unwrap_or_default(),
+                out.stderr_text().trim()
             )));
         }
-        Ok(exec.stdout)
+        Ok(out.stdout_text())
     }
 
     fn service_status(&self, service: &str) -> Option<String> {
@@ -1596,5 +1611,171 @@ impl Workload for ContainerWorkload {
             Ok(())
         })
         .map_err(self.context(format!("cannot send {signal} to {service}")))
+    }
+}
+
+impl ContainerWorkload {
+    fn file_info(path: &str, kind: &str, f: Option<&ContainerFile>) -> FileInfo {
+        FileInfo {
+            path: path.into(),
+            name: path.rsplit('/').next().unwrap_or_default().into(),
+            kind: kind.into(),
+            size: f.map(|f| f.content.len() as u64),
+            permissions: format!("{:03o}", f.map_or(0o755, |f| f.permissions)),
+            user: Some(f.map_or("root", |f| f.user.as_str()).into()),
+            group: Some(f.map_or("root", |f| f.group.as_str()).into()),
+        }
+    }
+}
+
+/// The paths under directory `dir` (which ends with `/`).
+fn under<'a>(c: &'a Container, dir: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+    c.files.keys().filter(move |p| p.starts_with(dir))
+}
+
+fn as_dir(path: &str) -> String {
+    format!("{}/", path.trim_end_matches('/'))
+}
+
+impl ContainerApi for ContainerWorkload {
+    fn push(&self, path: &str, content: &[u8], opts: &FileOptions) -> Result<()> {
+        self.with(|c| {
+            if opts.group.is_some() && opts.user.is_none() {
+                return Err(Error::Charm("must specify user, not just group".into()));
+            }
+            let user = opts.user.clone().unwrap_or_else(|| "root".into());
+            let group = opts.group.clone().unwrap_or_else(|| user.clone());
+            c.files.insert(
+                path.into(),
+                ContainerFile {
+                    content: content.to_vec(),
+                    permissions: opts.permissions.unwrap_or(0o644),
+                    user,
+                    group,
+                },
+            );
+            Ok(())
+        })
+        .map_err(self.context(format!("cannot write {path} in the workload")))
+    }
+
+    fn list_files(&self, path: &str) -> Result<Vec<FileInfo>> {
+        self.with(|c| {
+            if let Some(f) = c.files.get(path) {
+                return Ok(vec![Self::file_info(path, "file", Some(f))]);
+            }
+            let dir = as_dir(path);
+            let mut entries = BTreeMap::new();
+            for p in under(c, &dir) {
+                let rest = &p[dir.len()..];
+                match rest.split_once('/') {
+                    None => entries.insert(p.clone(), Self::file_info(p, "file", c.files.get(p))),
+                    Some((sub, _)) => {
+                        let sub = format!("{dir}{sub}");
+                        entries.insert(sub.clone(), Self::file_info(&sub, "directory", None))
+                    }
+                };
+            }
+            if entries.is_empty() && path != "/" {
+                return Err(Error::Charm(format!(
+                    "stat {path}: no such file or directory (not-found)"
+                )));
+            }
+            Ok(entries.into_values().collect())
+        })
+        .map_err(self.context(format!("cannot list {path} in the workload")))
+    }
+
+    fn remove_path(&self, path: &str, recursive: bool) -> Result<()> {
+        self.with(|c| {
+            if c.files.remove(path).is_some() {
+                return Ok(());
+            }
+            let dir = as_dir(path);
+            let inside: Vec<String> = under(c, &dir).cloned().collect();
+            match (inside.is_empty(), recursive) {
+                (_, true) => {
+                    for p in inside {
+                        c.files.remove(&p);
+                    }
+                    Ok(())
+                }
+                (true, false) => Err(Error::Charm(format!(
+                    "remove {path}: no such file or directory (not-found)"
+                ))),
+                (false, false) => Err(Error::Charm(format!(
+                    "remove {path}: directory not empty (generic-file-error)"
+                ))),
+            }
+        })
+        .map_err(self.context(format!("cannot remove {path} in the workload")))
+    }
+
+    fn start(&self, services: &[&str]) -> Result<()> {
+        self.with(|c| {
+            let defs = c.check_services("start", services)?;
+            for s in services {
+                if !c.is_running(s) {
+                    c.start(s, defs.get(*s).cloned());
+                }
+            }
+            Ok(())
+        })
+        .map_err(self.context(format!("cannot start {}", services.join(", "))))
+    }
+
+    fn plan(&self) -> Result<String> {
+        self.with(|c| {
+            serde_yaml_ng::to_string(&Yaml::Mapping(c.combined()?)).map_err(|e| {
+                Error::InvalidInput {
+                    what: format!("the plan of container {}", c.name),
+                    reason: e.to_string(),
+                }
+            })
+        })
+        .map_err(self.context("cannot read the workload's plan".into()))
+    }
+
+    fn exec_with(&self, opts: &ExecOptions) -> Result<ExecOutput> {
+        let argv: Vec<&str> = opts.command.iter().map(String::as_str).collect();
+        let argv0 = argv.first().copied().unwrap_or_default();
+        let exec = self
+            .with(|c| {
+                if argv.is_empty() {
+                    return Err(Error::Charm("no command given".into()));
+                }
+                c.exec_history.push(opts.clone());
+                let best = c
+                    .execs
+                    .iter()
+                    .filter(|e| e.matches(&argv))
+                    .max_by_key(|e| (e.exact, e.command.len()))
+                    .cloned();
+                best.ok_or_else(|| {
+                    Error::Charm(format!(
+                        "cannot find executable {argv0:?} (no Exec in the harness State matches {argv:?})"
+                    ))
+                })
+            })
+            .map_err(self.context(format!("cannot run {argv0} in the workload")))?;
+        let (mut stdout, mut stderr) = (exec.stdout.into_bytes(), exec.stderr.into_bytes());
+        if opts.combine_stderr {
+            stdout.append(&mut stderr);
+        }
+        Ok(ExecOutput {
+            exit_code: i64::from(exec.exit_code),
+            stdout,
+            stderr,
+        })
+    }
+
+    fn checks(&self) -> Result<Vec<CheckInfo>> {
+        self.with(|c| Ok(c.checks.clone()))
+            .map_err(self.context("cannot read the workload's checks".into()))
+    }
+
+    fn notices(&self) -> Result<Vec<Notice>> {
+        self.with(|c| Ok(c.notices.clone()))
+            .map_err(self.context("cannot read the workload's notices".into()))
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::pebble::{Client, FileOptions};
+use crate::pebble::{CheckInfo, Client, ExecOptions, ExecOutput, FileInfo, FileOptions, Notice};
 use crate::{Error, Result};
 
 /// What a charm does with one workload container.
@@ -324,6 +324,87 @@ impl Workload for FakeWorkload {
     }
 }
 
+/// The rest of Pebble's API a charm uses, beyond [`Workload`]: files with explicit
+/// permissions and owner, listing and removing paths, starting services, the plan,
+/// commands with options, checks and notices.
+pub trait ContainerApi: Workload {
+    /// Writes a file; `opts` gives its permissions (default 0644), owner (default the
+    /// daemon's user; a user alone implies its group) and whether to make parents.
+    fn push(&self, path: &str, content: &[u8], opts: &FileOptions) -> Result<()>;
+    /// Describes a file, or lists a directory's entries.
+    fn list_files(&self, path: &str) -> Result<Vec<FileInfo>>;
+    /// Removes a file, or with `recursive` a directory and everything in it (a
+    /// missing path is then not an error).
+    fn remove_path(&self, path: &str, recursive: bool) -> Result<()>;
+    /// Starts services (started ones stay started).
+    fn start(&self, services: &[&str]) -> Result<()>;
+    /// The combined plan as YAML.
+    fn plan(&self) -> Result<String>;
+    /// Runs a command with its options; returns its exit code and output whatever the
+    /// code (an error means it could not run).
+    fn exec_with(&self, opts: &ExecOptions) -> Result<ExecOutput>;
+    /// Every health check and its status.
+    fn checks(&self) -> Result<Vec<CheckInfo>>;
+    /// The notices Pebble keeps.
+    fn notices(&self) -> Result<Vec<Notice>>;
+}
+
+impl ContainerApi for PebbleWorkload {
+    fn push(&self, path: &str, content: &[u8], opts: &FileOptions) -> Result<()> {
+        self.client
+            .push(path, content, opts)
+            .map_err(|e| Error::Charm(format!("cannot write {path} in the workload: {e}")))
+    }
+
+    fn list_files(&self, path: &str) -> Result<Vec<FileInfo>> {
+        self.client
+            .list_files(path, None, false)
+            .map_err(|e| Error::Charm(format!("cannot list {path} in the workload: {e}")))
+    }
+
+    fn remove_path(&self, path: &str, recursive: bool) -> Result<()> {
+        self.client
+            .remove_path(path, recursive)
+            .map_err(|e| Error::Charm(format!("cannot remove {path} in the workload: {e}")))
+    }
+
+    fn start(&self, services: &[&str]) -> Result<()> {
+        self.client
+            .start(services)
+            .map(|_| ())
+            .map_err(|e| Error::Charm(format!("cannot start {}: {e}", services.join(", "))))
+    }
+
+    fn plan(&self) -> Result<String> {
+        self.client
+            .plan()
+            .map_err(|e| Error::Charm(format!("cannot read the workload's plan: {e}")))
+    }
+
+    fn exec_with(&self, opts: &ExecOptions) -> Result<ExecOutput> {
+        let argv0 = opts.command.first().cloned().unwrap_or_default();
+        match self.client.exec(opts) {
+            Ok(out) => Ok(out),
+            Err(crate::pebble::Error::Exec { output, .. }) => Ok(*output),
+            Err(e) => Err(Error::Charm(format!(
+                "cannot run {argv0} in the workload: {e}"
+            ))),
+        }
+    }
+
+    fn checks(&self) -> Result<Vec<CheckInfo>> {
+        self.client
+            .checks(None, &[])
+            .map_err(|e| Error::Charm(format!("cannot read the workload's checks: {e}")))
+    }
+
+    fn notices(&self) -> Result<Vec<Notice>> {
+        self.client
+            .notices(&[], &[])
+            .map_err(|e| Error::Charm(format!("cannot read the workload's notices: {e}")))
+    }
+}
+
 impl crate::model::Context<'_> {
     /// The workload container `name` (as metadata.yaml's `containers:` declares it),
     /// whose private files belong to `owner`.
@@ -335,7 +416,13 @@ impl crate::model::Context<'_> {
     /// container with `can_connect` false or missing from the State) makes every call
     /// fail and [`Workload::can_connect`] false.
     pub fn workload(&self, name: &str, owner: &str) -> Box<dyn Workload> {
-        crate::testing::harness_workload(name, owner)
+        self.container(name, owner)
+    }
+
+    /// The same container as [`Context::workload`](crate::Context::workload), with the
+    /// rest of Pebble's API ([`ContainerApi`]).
+    pub fn container(&self, name: &str, owner: &str) -> Box<dyn ContainerApi> {
+        crate::testing::harness_container(name, owner)
             .unwrap_or_else(|| Box::new(PebbleWorkload::new(name, owner)))
     }
 }

@@ -1,6 +1,7 @@
 //! The harness's containers: what a charm does through `Context::workload` lands in the
 //! State's `Container`, and the next event sees it.
 
+use charm::pebble::{CheckInfo, ExecOptions, FileOptions};
 use charm::testing::{Container, Exec, Harness, Relation, ServiceStatus, State};
 use charm::{Charm, Context, Error, Event, Result, Status};
 
@@ -220,7 +221,8 @@ fn exec_returns_the_matching_result_and_is_recorded() {
     assert!(out.error.is_none(), "{:?}", out.error);
     let history = &out.state.container("app").unwrap().exec_history;
     assert_eq!(history.len(), 5);
-    assert_eq!(history[0], vec!["psql", "-c", "select 1"]);
+    assert_eq!(history[0].command, vec!["psql", "-c", "select 1"]);
+    assert_eq!(history[0].user.as_deref(), Some("app"));
 }
 
 #[test]
@@ -351,4 +353,204 @@ fn workload_events_reach_the_charm_with_their_fields() {
         );
         assert!(out.error.is_none(), "{:?}", out.error);
     }
+}
+
+#[test]
+fn push_with_options_keeps_permissions_and_owner_and_list_shows_them() {
+    let app = Container::new("app").with_file("/srv/site/index.html", "hi");
+    let out = run(
+        |ctx, _| {
+            let c = ctx.container("app", "app");
+            let opts = FileOptions {
+                make_dirs: true,
+                permissions: Some(0o640),
+                user: Some("www".into()),
+                ..FileOptions::default()
+            };
+            c.push("/srv/site/css/main.css", b"body{}", &opts)?;
+            let listed = c.list_files("/srv/site")?;
+            let names: Vec<_> = listed
+                .iter()
+                .map(|f| (f.name.as_str(), f.kind.as_str()))
+                .collect();
+            assert_eq!(names, vec![("css", "directory"), ("index.html", "file")]);
+            let css = &c.list_files("/srv/site/css/main.css")?[0];
+            assert_eq!((css.mode(), css.size), (Some(0o640), Some(6)));
+            assert_eq!(
+                (css.user.as_deref(), css.group.as_deref()),
+                (Some("www"), Some("www"))
+            );
+            assert!(c.list_files("/nowhere").is_err());
+            let e = c
+                .push(
+                    "/x",
+                    b"",
+                    &FileOptions {
+                        group: Some("g".into()),
+                        ..FileOptions::default()
+                    },
+                )
+                .unwrap_err();
+            assert!(e.to_string().contains("must specify user"), "{e}");
+            Ok(())
+        },
+        Event::UpdateStatus,
+        with(app),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let f = &out.state.container("app").unwrap().files["/srv/site/css/main.css"];
+    assert_eq!(
+        (f.permissions, f.user.as_str(), f.group.as_str()),
+        (0o640, "www", "www")
+    );
+}
+
+#[test]
+fn remove_path_removes_files_and_directories_only_when_recursive() {
+    let app = Container::new("app")
+        .with_file("/data/a", "1")
+        .with_file("/data/sub/b", "2")
+        .with_file("/keep", "3");
+    let out = run(
+        |ctx, _| {
+            let c = ctx.container("app", "app");
+            let e = c.remove_path("/data", false).unwrap_err();
+            assert!(e.to_string().contains("directory not empty"), "{e}");
+            assert!(c.remove_path("/missing", false).is_err());
+            c.remove_path("/missing", true)?;
+            c.remove_path("/data", true)?;
+            c.remove_path("/keep", false)
+        },
+        Event::UpdateStatus,
+        with(app),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(out.state.container("app").unwrap().files.is_empty());
+}
+
+#[test]
+fn exec_with_options_is_recorded_and_returns_any_exit_code() {
+    let app = Container::new("app").with_exec(
+        Exec::prefix(["pg_dump"])
+            .exit_code(3)
+            .stdout("partial")
+            .stderr(" and an error"),
+    );
+    let out = run(
+        |ctx, _| {
+            let c = ctx.container("app", "app");
+            let mut opts = ExecOptions::new(["pg_dump", "orders"]);
+            opts.environment
+                .insert("PGPASSWORD".into(), "s3cret".into());
+            opts.stdin = b"input".to_vec();
+            opts.working_dir = Some("/tmp".into());
+            let out = c.exec_with(&opts)?;
+            assert_eq!(out.exit_code, 3);
+            assert_eq!(
+                (out.stdout_text(), out.stderr_text()),
+                ("partial".into(), " and an error".into())
+            );
+            opts.combine_stderr = true;
+            let out = c.exec_with(&opts)?;
+            assert_eq!(
+                (out.stdout_text(), out.stderr.len()),
+                ("partial and an error".into(), 0)
+            );
+            Ok(())
+        },
+        Event::UpdateStatus,
+        with(app),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let ran = &out.state.container("app").unwrap().exec_history[0];
+    assert_eq!(ran.environment["PGPASSWORD"], "s3cret");
+    assert_eq!(
+        (ran.stdin.as_slice(), ran.working_dir.as_deref()),
+        (&b"input"[..], Some("/tmp"))
+    );
+}
+
+#[test]
+fn start_and_plan_follow_the_layers() {
+    let app = Container::new("app").with_layer("app", LAYER);
+    let out = run(
+        |ctx, _| {
+            let c = ctx.container("app", "app");
+            c.start(&["helper"])?;
+            assert!(c.start(&["nope"]).is_err());
+            let plan: serde_json::Value = serde_yaml_ng::from_str(&c.plan()?).unwrap();
+            assert_eq!(plan["services"]["helper"]["command"], "/bin/helper");
+            Ok(())
+        },
+        Event::UpdateStatus,
+        with(app),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let c = out.state.container("app").unwrap();
+    assert!(c.is_running("helper") && !c.is_running("app"));
+}
+
+#[test]
+fn a_check_failed_handler_reads_the_check_and_a_notice_handler_its_notice() {
+    let app = Container::new("app")
+        .with_check(CheckInfo {
+            name: "ready".into(),
+            level: Some("ready".into()),
+            status: "down".into(),
+            failures: 3,
+            threshold: 3,
+        })
+        .with_custom_notice("example.com/backup-done");
+    let event = app.check_failed("ready");
+    let out = run(
+        |ctx, ev| {
+            let Event::PebbleCheckFailed { container, check } = ev else {
+                panic!("{ev:?}");
+            };
+            let checks = ctx.container(container, "app").checks()?;
+            let c = checks.iter().find(|c| &c.name == check).unwrap();
+            ctx.set_unit_status(Status::maintenance(format!("{} is {}", c.name, c.status)))
+        },
+        event,
+        with(app.clone()),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status, Status::maintenance("ready is down"));
+
+    let out = run(
+        |ctx, ev| {
+            let Event::PebbleCustomNotice(n) = ev else {
+                panic!("{ev:?}");
+            };
+            let notices = ctx.container(&n.container, "app").notices()?;
+            let found = notices.iter().find(|x| x.id == n.id).unwrap();
+            ctx.set_unit_status(Status::active(found.key.clone()))
+        },
+        app.custom_notice("1", "example.com/backup-done"),
+        with(app),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.state.unit_status,
+        Status::active("example.com/backup-done")
+    );
+}
+
+#[test]
+fn outside_the_harness_the_workload_is_the_containers_pebble_socket() {
+    let mut backend = charm::testing::Memory::new(
+        "app/0",
+        with(Container::new("ward-no-such-container")),
+        serde_json::json!({}),
+    );
+    let env = charm::HookEnv::from_vars(charm::event::juju_vars("app/0", &Event::Start)).unwrap();
+    let ctx = Context::new(&mut backend, env);
+    // The State's container is only served while the Harness runs an event.
+    let w = ctx.workload("ward-no-such-container", "app");
+    assert!(!w.can_connect());
+    let e = w.replan().unwrap_err().to_string();
+    assert!(
+        e.contains("/charm/containers/ward-no-such-container/pebble.socket"),
+        "{e}"
+    );
 }
