@@ -11,6 +11,9 @@
 //! - [`backend`]: the [`Backend`] trait, one method per hook tool;
 //!   [`hooktools::HookTools`] runs the real tools, [`testing`] keeps everything in memory.
 //! - [`pebble`]: the client for the workload containers' Pebble.
+//! - [`workload`]: a workload container as a charm drives it; [`Context::workload`] and
+//!   [`Context::container`] reach it through Pebble under Juju and Ward, and through the
+//!   State's [`testing::Container`] under the harness.
 //!
 //! ```no_run
 //! use charm::{Charm, Context, Event, Result, Status};
@@ -57,6 +60,7 @@ pub use config::{Config, ConfigOptions};
 pub use error::{Error, Result};
 pub use event::{Event, HookEnv, RelationEvent, RelationId, SecretEvent};
 pub use model::Context;
+pub use workload::{ContainerApi, Workload};
 
 /// A charm: one handler for every event, plus optional status collection.
 pub trait Charm {

@@ -1,6 +1,11 @@
 //! State in, state out: run one event against a charm with no controller and no
 //! processes, then assert on the resulting [`State`], as `ops.testing` does.
 //!
+//! The State holds what the unit sees: config, leadership, relations and their bags,
+//! secrets, statuses, ports, storage, stored state, and workload [`Container`]s (files,
+//! layers, services, canned command results, checks, notices) that the charm reaches
+//! with [`Context::workload`].
+//!
 //! ```
 //! use charm::testing::{Harness, Relation, State};
 //! use charm::{Charm, Context, Event, Result, Status};
@@ -417,6 +422,9 @@ impl Harness {
 }
 
 /// The in-memory backend: enforces the rules Juju's controller enforces.
+///
+/// It answers the hook tools only; the State's containers are served to
+/// [`Context::workload`] while [`Harness`] runs an event.
 #[derive(Debug)]
 pub struct Memory {
     unit: String,
