@@ -6,6 +6,12 @@
 #
 #   scripts/build-charms.sh                          # every charm
 #   scripts/build-charms.sh postgresql self-signed-certificates
+#   scripts/build-charms.sh --with-tools postgresql  # and ward, ward-pebble, ward-jujuc,
+#                                                    # ward-hook-runner in the same build
+#
+# --with-tools builds Ward's binaries in the same cargo invocation: cargo resolves
+# features once for the packages it is given, so building the two sets separately would
+# compile the shared dependencies twice.
 #
 # Binaries are taken from $CARGO_TARGET_DIR (default <project>/target); the layout is
 # always written to <project>/target/charms. Safe to run again: each directory is
@@ -20,13 +26,17 @@ declare -A charms=(
   [self-signed-certificates]="self-signed-certificates:self-signed-certificates"
   [pgbouncer]="pgbouncer-charm:pgbouncer"
 )
+packages=()
+if [ "${1:-}" = --with-tools ]; then
+  shift
+  packages+=(-p ward -p pebble -p controller)
+fi
 if (($#)); then
   wanted=("$@")
 else
   wanted=(postgresql self-signed-certificates pgbouncer)
 fi
 
-packages=()
 for name in "${wanted[@]}"; do
   spec=${charms[$name]:-}
   if [ -z "$spec" ]; then
@@ -36,7 +46,7 @@ for name in "${wanted[@]}"; do
   packages+=(-p "${spec%%:*}")
 done
 
-echo "== building charms (release): ${wanted[*]}"
+echo "== building (release): ${packages[*]}"
 cargo build --release --quiet "${packages[@]}"
 
 bin_dir=${CARGO_TARGET_DIR:-$root/target}/release

@@ -1,5 +1,6 @@
-//! `ward wait`: until the model settles, with live progress; at the timeout,
-//! the reason (units in error, blocked, or still busy).
+//! `ward wait`: until the model settles (every agent idle, every watched
+//! unit's workload active, or with no status set), with live progress; at the
+//! timeout, the reason (units in error, blocked, waiting, or still busy).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,11 @@ fn blockers(s: &api::Status, apps: &[String]) -> Vec<String> {
         for u in &a.units {
             let w = &u.workload;
             if watched && matches!(w.status.as_str(), "error" | "blocked") {
+                out.push(format!("{} is {}: {}", u.name, w.status, w.message));
+            } else if watched && matches!(w.status.as_str(), "waiting" | "maintenance") {
+                // Settled hooks are not enough: a charm still on its way (Patroni
+                // starting, a replica catching up) says so with these, as Juju's
+                // active/idle convention expects.
                 out.push(format!("{} is {}: {}", u.name, w.status, w.message));
             } else if u.agent.status != "idle" {
                 out.push(format!(
