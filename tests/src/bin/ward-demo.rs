@@ -5,9 +5,11 @@
 //! and proves the cluster with psql over TLS (sslmode=verify-full against the CA) and
 //! scram-sha-256: a row written on the primary is read on a replica.
 //!
-//! `ward-demo <project-root>`; scripts/quickstart.sh runs it. The workloads are stopped
-//! when it ends, so running it again is safe. The `ward` CLI (issue 5) and PgBouncer
-//! take their place in it as they land.
+//! `ward-demo <project-root>`: the in-process variant of scripts/quickstart.sh (which
+//! drives the `ward` CLI instead), used by bench/ to time the stack without the CLI and
+//! daemon in the way. The workloads are stopped when it ends, so running it again is
+//! safe; its units get an address block of their own (controller::network), so it can
+//! run beside a `ward` controller.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
