@@ -151,6 +151,9 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
             },
             "parameters": parameters,
             "pg_hba": pg_hba,
+            // A new replica's pg_basebackup asks for an immediate checkpoint: a spread one
+            // after a burst of writes (CREATE DATABASE, say) takes minutes (as upstream).
+            "basebackup": [{"checkpoint": "fast"}],
         },
         "watchdog": {"mode": "off"},
     });

@@ -330,6 +330,10 @@ fn pebble_ready_pushes_a_private_patroni_yml_and_the_layer_then_bootstraps() {
         "scram-sha-256"
     );
     assert_eq!(
+        yml["postgresql"]["basebackup"],
+        json!([{"checkpoint": "fast"}])
+    );
+    assert_eq!(
         yml["postgresql"]["authentication"]["superuser"]["username"],
         "operator"
     );
