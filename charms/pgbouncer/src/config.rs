@@ -206,6 +206,9 @@ pub fn ini(r: &Render<'_>, i: u32) -> String {
     kv("reserve_pool_size", &reserve_pool.to_string());
     kv("ignore_startup_parameters", "extra_float_digits,options");
     kv("server_reset_query", "DISCARD ALL");
+    // After a failed server login (the backend failing over, or turning TLS on) retry
+    // in 3 s rather than PgBouncer's 15 s.
+    kv("server_login_retry", "3");
     if r.version >= (1, 21) {
         kv(
             "max_prepared_statements",

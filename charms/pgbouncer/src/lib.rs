@@ -179,8 +179,17 @@ impl PgBouncer {
                 return Ok(None);
             }
         };
+        // While the relation is being removed the backend may already have revoked its
+        // secrets: the backend is then as good as gone.
         let user_fields = match data.secrets.get(&SecretGroup::User) {
-            Some(id) => ctx.get_secret(Some(id), None, SecretRead::Refresh)?,
+            Some(id) => match ctx.get_secret(Some(id), None, SecretRead::Refresh) {
+                Ok(content) => content,
+                Err(Error::PermissionDenied { .. } | Error::SecretNotFound { .. }) => {
+                    self.set(Status::blocked("backend database relation not ready"));
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            },
             None => bag.clone(),
         };
         let Ok(creds) = client::Credentials::from_fields(&user_fields) else {
@@ -188,7 +197,14 @@ impl PgBouncer {
             return Ok(None);
         };
         let tls_fields = match data.secrets.get(&SecretGroup::Tls) {
-            Some(id) => ctx.get_secret(Some(id), None, SecretRead::Refresh)?,
+            Some(id) => match ctx.get_secret(Some(id), None, SecretRead::Refresh) {
+                Ok(content) => content,
+                Err(Error::PermissionDenied { .. } | Error::SecretNotFound { .. }) => {
+                    self.set(Status::blocked("backend database relation not ready"));
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            },
             None => bag.clone(),
         };
         let tls = client::TlsInfo::from_fields(&tls_fields).unwrap_or_default();

@@ -488,3 +488,25 @@ fn a_departed_client_loses_its_user() {
         "{}"
     );
 }
+
+#[test]
+fn a_revoked_backend_secret_while_the_relation_goes_blocks_without_failing() {
+    let fakes = Fakes::new();
+    let out = harness().run(
+        &mut fakes.charm(),
+        Event::ConfigChanged,
+        state(true, vec![ready_peers(), backend()]),
+    );
+    assert!(fakes.workload.is_running_fake("pgbouncer_0"));
+    // The backend revoked its secrets before this unit's departed hook ran.
+    let mut st = out.state.clone();
+    st.secrets.retain(|s| !s.id.starts_with("secret:backend"));
+    let out = harness().run(&mut fakes.charm(), backend().departed("postgresql/0"), st);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+    assert_eq!(
+        out.state.unit_status.message,
+        "backend database relation not ready"
+    );
+    assert!(fakes.workload.state().running.is_empty());
+}

@@ -316,7 +316,7 @@ impl SandboxSubstrate {
 }
 
 /// The read-only host userland every sandbox gets: /usr (with the merged-usr links), /etc
-/// without the shadow files, a private /tmp, /proc and /dev.
+/// without the shadow files, a private /tmp and /dev/shm, /proc and /dev.
 fn base_fs() -> Vec<String> {
     let mut a: Vec<String> = bind_ro(Path::new("/usr"), Path::new("/usr"));
     for link in ["bin", "lib", "lib64", "sbin"] {
@@ -351,6 +351,12 @@ fn base_fs() -> Vec<String> {
         "1777".into(),
         "--tmpfs".into(),
         "/tmp".into(),
+        // POSIX semaphores and shared memory (Python's multiprocessing, which Patroni's
+        // REST API uses for switchover checks) need a writable /dev/shm.
+        "--perms".into(),
+        "1777".into(),
+        "--tmpfs".into(),
+        "/dev/shm".into(),
     ]);
     a
 }

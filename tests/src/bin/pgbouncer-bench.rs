@@ -1,0 +1,186 @@
+//! pgbench -S (select-only) with many clients through PgBouncer vs straight to
+//! PostgreSQL, measured in the same run against the same one-unit postgresql, as the
+//! client user PgBouncer made. Prints a table and the ratio (target ≥ 1.0).
+//!
+//! `pgbouncer-bench <project root> [clients] [seconds]`; bench/run.sh runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use controller::Controller;
+use serde_json::json;
+use ward_e2e::{copy_dir, Model};
+
+fn address(ctl: &Controller, unit: &str) -> String {
+    ctl.status()
+        .ok()
+        .and_then(|s| {
+            s.applications
+                .iter()
+                .flat_map(|a| &a.units)
+                .find(|u| u.name == unit)
+                .map(|u| u.address.clone())
+        })
+        .unwrap_or_default()
+}
+
+fn all_active(ctl: &Controller, units: &[&str]) -> bool {
+    let Ok(s) = ctl.status() else { return false };
+    units.iter().all(|name| {
+        s.applications
+            .iter()
+            .flat_map(|a| &a.units)
+            .any(|u| u.name == *name && u.workload.status == "active")
+    })
+}
+
+/// Runs pgbench; returns transactions per second (without connection time).
+fn pgbench(host: &str, port: u16, user: &str, pw: &str, args: &[&str]) -> anyhow::Result<f64> {
+    let out = Command::new("pgbench")
+        .args(["-h", host, "-p", &port.to_string(), "-U", user])
+        .args(args)
+        .arg("appdb")
+        .env("PGPASSWORD", pw)
+        .output()
+        .context("running pgbench (apt-get install postgresql-contrib or postgresql-15)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!(
+            "pgbench {args:?} on {host}:{port} failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no tps in pgbench's output: {text}"))
+}
+
+fn bin(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let root = PathBuf::from(
+        args.get(1)
+            .context("usage: pgbouncer-bench <project root> [clients] [seconds]")?,
+    );
+    let clients: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let seconds: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(15);
+    let exe = std::env::current_exe()?;
+    let bins = exe.parent().context("no bin dir")?;
+    let home = tempfile::Builder::new()
+        .prefix("pgb-bench")
+        .tempdir_in("/tmp")?;
+    let lay = |name: &str, meta: &Path, binary: Option<&str>| -> anyhow::Result<PathBuf> {
+        let dir = home.path().join(name);
+        copy_dir(meta, &dir)?;
+        if let Some(b) = binary {
+            std::fs::copy(bin(bins, b), dir.join("dispatch"))?;
+        }
+        Ok(dir)
+    };
+    let pg = lay(
+        "postgresql",
+        &root.join("metadata/postgresql"),
+        Some("postgresql-charm"),
+    )?;
+    let pgb = lay(
+        "pgbouncer",
+        &root.join("metadata/pgbouncer"),
+        Some("pgbouncer-charm"),
+    )?;
+    let client = lay("db-client", &root.join("tests/charms/db-client"), None)?;
+    let model = Model::start_sandboxed(
+        home.path(),
+        &bin(bins, "e2e-jujuc"),
+        &bin(bins, "e2e-pebble"),
+        Some(&bin(bins, "e2e-hook-runner")),
+    )?;
+    let ctl = &model.ctl;
+    let max = (clients + 50).to_string();
+    ctl.deploy(
+        "postgresql",
+        &pg,
+        1,
+        [
+            ("profile".to_string(), json!("testing")),
+            (
+                "experimental_max_connections".to_string(),
+                json!(max.parse::<i64>()?),
+            ),
+        ]
+        .into(),
+    )?;
+    ctl.deploy(
+        "pgbouncer",
+        &pgb,
+        1,
+        [("pool_mode".to_string(), json!("transaction"))].into(),
+    )?;
+    ctl.deploy(
+        "app",
+        &client,
+        1,
+        [("database".to_string(), json!("appdb"))].into(),
+    )?;
+    ctl.integrate("pgbouncer:backend-database", "postgresql:database")?;
+    let rel = ctl.integrate("app:database", "pgbouncer:database")?;
+    let t = Instant::now();
+    while !all_active(ctl, &["postgresql/0", "pgbouncer/0", "app/0"]) {
+        if t.elapsed() > Duration::from_secs(180) {
+            bail!("not active after 180 s: {:?}", ctl.status()?);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let bag = ctl.relation_data(rel, "pgbouncer")?;
+    let creds = ctl.reveal_secret(bag.get("secret-user").context("no secret-user")?, None)?;
+    let (user, pw) = (creds["username"].clone(), creds["password"].clone());
+    let (pg_addr, pgb_addr) = (address(ctl, "postgresql/0"), address(ctl, "pgbouncer/0"));
+    let secs = seconds.to_string();
+    let c = clients.to_string();
+    pgbench(&pg_addr, 5432, &user, &pw, &["-i", "-q", "-s", "10"])?;
+    let run = |host: &str, port: u16| {
+        pgbench(
+            host,
+            port,
+            &user,
+            &pw,
+            &["-S", "-n", "-c", &c, "-j", "2", "-T", &secs],
+        )
+    };
+    // Warm both paths, then measure direct, PgBouncer, direct again (the mean of the two
+    // direct runs is the baseline, so drift within the run does not favour either side).
+    run(&pg_addr, 5432)?;
+    let d1 = run(&pg_addr, 5432)?;
+    let b = run(&pgb_addr, 6432)?;
+    let d2 = run(&pg_addr, 5432)?;
+    let direct = (d1 + d2) / 2.0;
+    println!("| path | clients | tps (pgbench -S, {seconds} s) |");
+    println!("|---|---|---|");
+    println!("| direct to PostgreSQL (mean of 2) | {clients} | {direct:.0} |");
+    println!("| through PgBouncer (2 workers, transaction pooling) | {clients} | {b:.0} |");
+    println!(
+        "| **ratio PgBouncer / direct** | | **{:.2}** (target ≥ 1.0) |",
+        b / direct
+    );
+    let json = json!({"clients": clients, "seconds": seconds, "direct_tps": direct, "pgbouncer_tps": b, "ratio": b / direct});
+    std::fs::create_dir_all(root.join("bench/results"))?;
+    std::fs::write(root.join("bench/results/pgbouncer.json"), json.to_string())?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgbouncer-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
