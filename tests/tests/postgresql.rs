@@ -206,13 +206,13 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
     )
     .is_err());
 
-    // REPLICATION is refused, with a status naming it, and nothing is created.
+    // SUPERUSER is refused, with a status naming it, and nothing is created.
     ctl.deploy(
         "greedy",
         &client,
         1,
         [
-            ("roles".to_string(), json!("REPLICATION")),
+            ("roles".to_string(), json!("SUPERUSER")),
             ("database".to_string(), json!("greedydb")),
         ]
         .into(),
@@ -223,7 +223,7 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         .unwrap();
     settle(ctl, "the refusal", Duration::from_secs(60), |c| {
         let (s, m) = workload(c, "postgresql/0");
-        s == "blocked" && m.contains("extra-user-roles REPLICATION is not allowed")
+        s == "blocked" && m.contains("extra-user-roles SUPERUSER is not allowed")
     })
     .unwrap();
     let count = format!("SELECT count(*) FROM pg_roles WHERE rolname = 'relation_id_{greedy}'");

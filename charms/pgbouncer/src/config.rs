@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use charm::{Config, Error, Result};
-use interfaces::sql::{ident, valid_name};
+use interfaces::sql::ident;
 
 /// Where PgBouncer's files live in the workload.
 pub const BASE: &str = "/var/lib/pgbouncer";
@@ -191,10 +191,7 @@ pub fn ini(r: &Render<'_>, i: u32) -> String {
     kv("auth_user", r.auth_user);
     kv(
         "auth_query",
-        &format!(
-            "SELECT username, password FROM {}.get_auth($1)",
-            ident(r.auth_user)
-        ),
+        &interfaces::pgbouncer_auth::auth_query(r.auth_user),
     );
     kv("admin_users", r.admin_user);
     kv("stats_users", r.stats_user);
@@ -261,54 +258,21 @@ pub fn layer(s: &Settings, address: &str, previous: u32) -> String {
     out
 }
 
-/// The SQL that makes (or updates) the auth user: LOGIN, no other attribute, a SCRAM
-/// verifier computed here.
-pub fn auth_user_script(auth_user: &str, verifier: &str) -> String {
-    let l = interfaces::sql::literal(auth_user);
+/// The SQL that makes a client's user and database on the backend, and makes the
+/// backend user a member of the client's user (so that it can drop what the user owns
+/// when the client goes: REASSIGN OWNED needs it without SUPERUSER).
+pub fn client_script(
+    user: &str,
+    database: &str,
+    roles: &[String],
+    verifier: &str,
+    backend_user: &str,
+) -> String {
     format!(
-        "SELECT format('CREATE ROLE %I', {l}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {l})\\gexec\n\
-         ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {};\n",
-        ident(auth_user),
-        interfaces::sql::literal(verifier)
-    )
-}
-
-/// The SQL that installs `<auth_user>.get_auth` in one database: SECURITY DEFINER over
-/// pg_authid (owned by the backend user, a superuser), EXECUTE only for the auth user.
-/// It answers only login roles that are neither superusers nor replication roles, and
-/// not the auth user itself.
-pub fn auth_function_script(auth_user: &str) -> String {
-    let a = ident(auth_user);
-    let al = interfaces::sql::literal(auth_user);
-    format!(
-        "CREATE SCHEMA IF NOT EXISTS {a};\n\
-         REVOKE ALL ON SCHEMA {a} FROM PUBLIC;\n\
-         GRANT USAGE ON SCHEMA {a} TO {a};\n\
-         CREATE OR REPLACE FUNCTION {a}.get_auth(uname TEXT) RETURNS TABLE (username TEXT, password TEXT)\n\
-         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $fn$\n\
-           SELECT rolname::text, rolpassword::text FROM pg_catalog.pg_authid\n\
-           WHERE rolname = uname AND rolcanlogin AND NOT rolsuper AND NOT rolreplication\n\
-             AND rolname <> {al} AND (rolvaliduntil IS NULL OR rolvaliduntil >= now())\n\
-         $fn$;\n\
-         REVOKE ALL ON FUNCTION {a}.get_auth(TEXT) FROM PUBLIC;\n\
-         GRANT EXECUTE ON FUNCTION {a}.get_auth(TEXT) TO {a};\n"
-    )
-}
-
-/// The SQL that makes a client's user and database on the backend.
-pub fn client_script(user: &str, database: &str, roles: &[String], verifier: &str) -> String {
-    let role_opts: String = roles.iter().map(|r| format!(" {r}")).collect();
-    let (u, db) = (ident(user), ident(database));
-    let (ul, dl) = (
-        interfaces::sql::literal(user),
-        interfaces::sql::literal(database),
-    );
-    format!(
-        "SELECT format('CREATE ROLE %I', {ul}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {ul})\\gexec\n\
-         ALTER ROLE {u} WITH LOGIN{role_opts} PASSWORD {pw};\n\
-         SELECT format('CREATE DATABASE %I', {dl}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {dl})\\gexec\n\
-         GRANT ALL PRIVILEGES ON DATABASE {db} TO {u};\n",
-        pw = interfaces::sql::literal(verifier),
+        "{}GRANT {} TO {};\n",
+        interfaces::postgresql_provider::create_client_script(user, database, roles, verifier),
+        ident(user),
+        ident(backend_user)
     )
 }
 
@@ -320,30 +284,7 @@ pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
 pub fn check_request(
     request: &interfaces::postgresql_client::DatabaseRequest,
 ) -> std::result::Result<Vec<String>, String> {
-    if !valid_name(&request.database) || request.database.ends_with("_readonly") {
-        return Err(format!(
-            "database name {:?} is not allowed (letters, digits, _ and -, at most 63, not ending in _readonly)",
-            request.database
-        ));
-    }
-    if request.entity_type.is_some() {
-        return Err("entity-type requests are not supported".into());
-    }
-    let roles: Vec<String> = request
-        .extra_user_roles
-        .iter()
-        .map(|r| r.to_uppercase())
-        .collect();
-    if let Some(r) = roles
-        .iter()
-        .find(|r| !ALLOWED_EXTRA_ROLES.contains(&r.as_str()))
-    {
-        return Err(format!(
-            "extra-user-roles {r} is not allowed (allowed: {})",
-            ALLOWED_EXTRA_ROLES.join(", ")
-        ));
-    }
-    Ok(roles)
+    interfaces::postgresql_provider::check_request(request, &ALLOWED_EXTRA_ROLES, &["_readonly"])
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use charm::{
     Bag, Charm, Context, Error, Event, LogLevel, RelationId, Result, SecretOptions, SecretOwner,
     SecretRead, Status,
 };
+use interfaces::pgbouncer_auth;
 use interfaces::postgresql_client::{self as client, DatabaseRequest, ProviderData, SecretGroup};
 use interfaces::postgresql_provider as provider;
 use interfaces::sql::{ident, literal, Psql, Sql};
@@ -50,8 +51,6 @@ pub const BACKEND_DB: &str = "pgbouncer";
 pub const INTERNAL_LABEL: &str = "pgbouncer-internal";
 /// Peer app bag key: the id of that secret.
 pub const INTERNAL_KEY: &str = "internal-secret";
-/// Peer app bag key: the auth user, once made on the backend.
-pub const AUTH_USER_KEY: &str = "auth-user";
 /// Peer app bag key: the databases served, JSON `{"<relation id>": "<database>"}`.
 pub const DATABASES_KEY: &str = "databases";
 /// Peer unit bag key: a digest of the databases map this unit serves.
@@ -90,6 +89,8 @@ impl Default for PgBouncer {
 struct Backend {
     user: String,
     password: String,
+    auth_user: String,
+    auth_password: String,
     primary: String,
     replicas: Vec<String>,
     version: String,
@@ -98,11 +99,6 @@ struct Backend {
 
 fn random_password() -> String {
     interfaces::scram::random_password(interfaces::scram::PASSWORD_LENGTH)
-}
-
-/// The auth user for a backend user (`-` becomes `_`).
-pub fn auth_user_for(backend_user: &str) -> String {
-    format!("pgbouncer_auth_{}", backend_user.replace('-', "_"))
 }
 
 /// A short, stable digest of the databases map (FNV-1a, hex).
@@ -196,6 +192,15 @@ impl PgBouncer {
             self.set(Status::blocked("backend database relation not ready"));
             return Ok(None);
         };
+        let (Some(auth_user), Some(auth_password)) = (
+            user_fields.get(pgbouncer_auth::AUTH_USERNAME).cloned(),
+            user_fields.get(pgbouncer_auth::AUTH_PASSWORD).cloned(),
+        ) else {
+            self.set(Status::blocked(
+                "backend database relation not ready: no auth user yet (the backend must be Ward's postgresql charm)",
+            ));
+            return Ok(None);
+        };
         let tls_fields = match data.secrets.get(&SecretGroup::Tls) {
             Some(id) => match ctx.get_secret(Some(id), None, SecretRead::Refresh) {
                 Ok(content) => content,
@@ -222,6 +227,8 @@ impl PgBouncer {
             Backend {
                 user: creds.username,
                 password: creds.password,
+                auth_user,
+                auth_password,
                 primary,
                 replicas,
                 version: data.version,
@@ -238,9 +245,10 @@ impl PgBouncer {
         if self.is_broken(BACKEND, &rel) || !ctx.is_leader()? {
             return Ok(());
         }
-        let wanted = DatabaseRequest::new(BACKEND_DB)
-            .with_extra_user_roles(["SUPERUSER"])
+        let mut wanted = DatabaseRequest::new(BACKEND_DB)
+            .with_extra_user_roles(["CREATEDB", "CREATEROLE"])
             .to_bag();
+        wanted.insert(pgbouncer_auth::AUTH_FUNCTION_KEY.into(), "true".into());
         let mine = ctx.app_data(&rel)?;
         let diff: Bag = wanted
             .into_iter()
@@ -269,7 +277,6 @@ impl PgBouncer {
         }
         let (admin, stats) = (random_password(), random_password());
         let content: Bag = [
-            ("auth-password".to_string(), random_password()),
             (
                 "admin-verifier".to_string(),
                 interfaces::scram::verifier(&admin),
@@ -312,45 +319,6 @@ impl PgBouncer {
             .run(host, &backend.user, &backend.password, database, script)
     }
 
-    /// The leader makes the auth user and installs its function where it is missing.
-    fn ensure_auth(
-        &mut self,
-        ctx: &mut Context<'_>,
-        peer: &RelationId,
-        bag: &Bag,
-        backend: &Backend,
-        secret: &Bag,
-    ) -> Result<()> {
-        let auth_user = auth_user_for(&backend.user);
-        if bag.get(AUTH_USER_KEY) == Some(&auth_user) {
-            return Ok(());
-        }
-        let password = secret.get("auth-password").cloned().unwrap_or_default();
-        self.run_sql(
-            backend,
-            "postgres",
-            &config::auth_user_script(&auth_user, &interfaces::scram::verifier(&password)),
-        )?;
-        let mut dbs: Vec<String> = vec![BACKEND_DB.into(), "postgres".into()];
-        dbs.extend(Self::databases(bag).into_values());
-        dbs.sort();
-        dbs.dedup();
-        for db in &dbs {
-            self.run_sql(backend, db, &config::auth_function_script(&auth_user))?;
-        }
-        let mut data = Bag::new();
-        data.insert(AUTH_USER_KEY.into(), auth_user.clone());
-        ctx.set_app_data(peer, &data)?;
-        ctx.log(
-            LogLevel::Info,
-            &format!(
-                "made auth user {auth_user} and its function in {}",
-                dbs.join(", ")
-            ),
-        )?;
-        Ok(())
-    }
-
     /// The leader makes users and databases for new clients and records them in the map.
     fn ensure_clients(
         &mut self,
@@ -360,7 +328,7 @@ impl PgBouncer {
         backend: &Backend,
     ) -> Result<BTreeMap<String, String>> {
         let mut map = Self::databases(bag);
-        let auth_user = auth_user_for(&backend.user);
+        let auth_user = backend.auth_user.clone();
         let mut changed = false;
         let rels = ctx.relations(DATABASE)?;
         let live: Vec<String> = rels
@@ -405,6 +373,7 @@ impl PgBouncer {
                         &request.database,
                         &roles,
                         &interfaces::scram::verifier(&password),
+                        &backend.user,
                     ),
                 )
                 .and_then(|_| {
@@ -414,9 +383,19 @@ impl PgBouncer {
                         &format!(
                             "GRANT ALL ON SCHEMA public TO {};\n{}",
                             ident(&user),
-                            config::auth_function_script(&auth_user)
+                            pgbouncer_auth::function_exists_query(&auth_user)
                         ),
                     )
+                })
+                .and_then(|found| {
+                    if found.trim() == "1" {
+                        Ok(())
+                    } else {
+                        Err(Error::Charm(format!(
+                            "database {} has no {auth_user}.get_auth (it existed before the backend installed the function in template1)",
+                            request.database
+                        )))
+                    }
                 });
             if let Err(e) = made {
                 ctx.log(
@@ -552,20 +531,7 @@ impl PgBouncer {
         };
         let secret = ctx.get_secret(Some(&secret_id), None, SecretRead::Refresh)?;
         let leader = ctx.is_leader()?;
-        if leader {
-            self.set(Status::maintenance(
-                "Initialising backend-database relation",
-            ));
-            self.ensure_auth(ctx, &peer, &bag, &backend, &secret)?;
-        }
-        let bag = ctx.app_data(&peer)?;
-        let auth_user = auth_user_for(&backend.user);
-        if bag.get(AUTH_USER_KEY) != Some(&auth_user) {
-            self.set(Status::waiting(
-                "waiting for backend-database relation to connect",
-            ));
-            return Ok(());
-        }
+        let auth_user = backend.auth_user.clone();
         let map = if leader {
             self.ensure_clients(ctx, &peer, &bag, &backend)?
         } else {
@@ -596,10 +562,7 @@ impl PgBouncer {
         let admin_user = format!("pgbouncer_admin_{}", app.replace('-', "_"));
         let stats_user = format!("pgbouncer_stats_{}", app.replace('-', "_"));
         let users: BTreeMap<String, String> = [
-            (
-                auth_user.clone(),
-                secret.get("auth-password").cloned().unwrap_or_default(),
-            ),
+            (auth_user.clone(), backend.auth_password.clone()),
             (
                 admin_user.clone(),
                 secret.get("admin-verifier").cloned().unwrap_or_default(),
@@ -786,6 +749,7 @@ impl PgBouncer {
                     version: backend.version.clone(),
                     secrets: Default::default(),
                 },
+                extra_user_fields: Bag::new(),
             };
             provider::publish(ctx, DATABASE, &rel, &request, &answer)?;
         }
@@ -823,30 +787,10 @@ impl PgBouncer {
         Ok(())
     }
 
-    /// The backend went away: the leader tries to drop the auth user, every unit stops
-    /// serving and forgets the auth file's content.
+    /// The backend went away (its postgresql drops the auth user and function): every
+    /// unit stops serving and forgets the auth file's content.
     fn backend_gone(&mut self, ctx: &mut Context<'_>, rel: &RelationId) -> Result<()> {
-        self.broken = None;
         let leader = ctx.is_leader()?;
-        if leader {
-            if let Ok(Some((_, backend))) = self.backend(ctx) {
-                let auth = auth_user_for(&backend.user);
-                let dropped = self.run_sql(
-                    &backend,
-                    "postgres",
-                    &format!(
-                        "REVOKE ALL ON SCHEMA {a} FROM {a};\nDROP ROLE IF EXISTS {a};\n",
-                        a = ident(&auth)
-                    ),
-                );
-                if let Err(e) = dropped {
-                    ctx.log(
-                        LogLevel::Warning,
-                        &format!("cannot drop the auth user {auth}: {e}"),
-                    )?;
-                }
-            }
-        }
         self.broken = Some((BACKEND.into(), rel.id));
         self.stop_workers()?;
         if self.workload.can_connect() {
@@ -855,7 +799,7 @@ impl PgBouncer {
         if leader {
             if let Some((peer, bag)) = self.peer(ctx)? {
                 let mut data = Bag::new();
-                for k in [AUTH_USER_KEY, DATABASES_KEY] {
+                for k in [DATABASES_KEY] {
                     if bag.contains_key(k) {
                         data.insert(k.into(), String::new());
                     }

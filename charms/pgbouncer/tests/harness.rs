@@ -8,7 +8,7 @@ use charm::workload::FakeWorkload;
 use charm::{Event, SecretOwner, StatusName};
 use interfaces::sql::FakeSql;
 use pgbouncer_charm::{
-    digest, PgBouncer, AUTH_USER_KEY, DATABASES_KEY, INTERNAL_KEY, INTERNAL_LABEL, PEER, SERVED_KEY,
+    digest, PgBouncer, DATABASES_KEY, INTERNAL_KEY, INTERNAL_LABEL, PEER, SERVED_KEY,
 };
 use serde_json::json;
 
@@ -35,10 +35,9 @@ impl Fakes {
             "pgbouncer --version".into(),
             "PgBouncer 1.18.0\nlibevent 2.1.12-stable\n".into(),
         );
-        Self {
-            workload,
-            sql: FakeSql::default(),
-        }
+        let sql = FakeSql::default();
+        sql.output_for("proname = 'get_auth'", "1\n");
+        Self { workload, sql }
     }
 
     fn charm(&self) -> PgBouncer {
@@ -66,7 +65,12 @@ fn backend_secrets() -> Vec<Secret> {
     vec![
         Secret::granted(
             "secret:backend-user",
-            [("username", "relation_id_3"), ("password", "backendpw")],
+            [
+                ("username", "relation_id_3"),
+                ("password", "backendpw"),
+                ("auth-username", AUTH),
+                ("auth-password", "authpw-from-the-backend"),
+            ],
         ),
         Secret::granted(
             "secret:backend-tls",
@@ -84,7 +88,6 @@ fn internal() -> Secret {
         SecretOwner::Application,
         Some(INTERNAL_LABEL),
         [
-            ("auth-password", "a".repeat(32)),
             ("admin-password", "d".repeat(32)),
             ("stats-password", "s".repeat(32)),
             ("admin-verifier", "SCRAM-SHA-256$4096:x$y:z".into()),
@@ -106,8 +109,7 @@ fn state(leader: bool, relations: Vec<Relation>) -> State {
 }
 
 fn ready_peers() -> Relation {
-    Relation::new(PEER, 0, "pgbouncer")
-        .with_local_app_data([(INTERNAL_KEY, "secret:internal"), (AUTH_USER_KEY, AUTH)])
+    Relation::new(PEER, 0, "pgbouncer").with_local_app_data([(INTERNAL_KEY, "secret:internal")])
 }
 
 #[test]
@@ -139,7 +141,8 @@ fn the_leader_asks_the_backend_and_waits_for_its_answer() {
     assert!(out.error.is_none(), "{:?}", out.error);
     let asked = &out.state.relation(3).unwrap().local_app_data;
     assert_eq!(asked["database"], "pgbouncer");
-    assert_eq!(asked["extra-user-roles"], "SUPERUSER");
+    assert_eq!(asked["extra-user-roles"], "CREATEDB,CREATEROLE");
+    assert_eq!(asked["auth-function"], "true");
     assert_eq!(
         out.state.unit_status.message,
         "backend database relation not ready"
@@ -147,7 +150,7 @@ fn the_leader_asks_the_backend_and_waits_for_its_answer() {
 }
 
 #[test]
-fn backend_credentials_make_the_auth_user_the_function_and_the_files() {
+fn backend_credentials_make_the_internal_users_and_the_files() {
     let fakes = Fakes::new();
     let out = harness().run(
         &mut fakes.charm(),
@@ -158,29 +161,16 @@ fn backend_credentials_make_the_auth_user_the_function_and_the_files() {
         },
     );
     assert!(out.error.is_none(), "{:?}", out.error);
-    // The internal secret: random passwords, SCRAM verifiers for the console users.
+    // The internal secret: console users' passwords and SCRAM verifiers.
     let secret = out
         .state
         .secret_by_label(INTERNAL_LABEL)
         .expect("internal secret");
     let content = secret.latest_content();
-    assert_eq!(content["auth-password"].len(), 32);
+    assert_eq!(content["admin-password"].len(), 32);
     assert!(content["admin-verifier"].starts_with("SCRAM-SHA-256$4096:"));
-    let peer = &out.state.relation(0).unwrap().local_app_data;
-    assert_eq!(peer[AUTH_USER_KEY], AUTH);
-    // SQL as the backend user on the primary: the auth user (LOGIN only, a verifier),
-    // then the function in pgbouncer and postgres.
-    let calls = fakes.sql.calls();
-    assert_eq!(calls[0].host, "127.1.0.2");
-    assert_eq!(calls[0].user, "relation_id_3");
-    assert_eq!(calls[0].password, "backendpw");
-    assert!(calls[0].script.contains("NOSUPERUSER"));
-    assert!(calls[0].script.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
-    assert!(!calls[0].script.contains(&content["auth-password"]));
-    let dbs: Vec<&str> = calls[1..].iter().map(|c| c.database.as_str()).collect();
-    assert_eq!(dbs, ["pgbouncer", "postgres"]);
-    assert!(calls[1].script.contains("SECURITY DEFINER"));
-    assert!(calls[1].script.contains("NOT rolsuper"));
+    // No SQL: the backend made the auth user and its function.
+    assert!(fakes.sql.calls().is_empty());
     // Files: 0600, owned by postgres; the auth file holds the auth user's password.
     let w = fakes.workload.state();
     for (path, f) in &w.files {
@@ -189,8 +179,9 @@ fn backend_credentials_make_the_auth_user_the_function_and_the_files() {
     }
     drop(w);
     let auth = fakes.file("/var/lib/pgbouncer/userlist.txt");
-    assert!(auth.contains(&format!("\"{AUTH}\" \"{}\"", content["auth-password"])));
+    assert!(auth.contains(&format!("\"{AUTH}\" \"authpw-from-the-backend\"")));
     assert!(auth.contains("\"pgbouncer_admin_pgbouncer\" \"SCRAM-SHA-256$"));
+    assert!(!auth.contains(&content["admin-password"]));
     let ini = fakes.file("/var/lib/pgbouncer/instance_0/pgbouncer.ini");
     assert!(ini.contains("listen_addr = 127.1.0.9\n"));
     assert!(ini.contains("auth_type = scram-sha-256\n"));
@@ -200,7 +191,7 @@ fn backend_credentials_make_the_auth_user_the_function_and_the_files() {
     assert!(ini.contains("server_tls_sslmode = verify-full\n"));
     assert!(!ini.contains("md5"));
     assert!(
-        !ini.contains(&content["auth-password"]),
+        !ini.contains("authpw-from-the-backend"),
         "no password in pgbouncer.ini"
     );
     assert_eq!(
@@ -211,11 +202,27 @@ fn backend_credentials_make_the_auth_user_the_function_and_the_files() {
     assert_eq!(out.state.unit_status.name, StatusName::Active);
     assert_eq!(out.state.workload_version.as_deref(), Some("1.18.0"));
     for (_, line) in &out.logs {
-        assert!(
-            !line.contains(&content["auth-password"]),
-            "password logged: {line}"
-        );
+        assert!(!line.contains("authpw"), "password logged: {line}");
     }
+}
+
+#[test]
+fn a_backend_without_the_auth_user_is_not_ready() {
+    let fakes = Fakes::new();
+    let mut st = state(true, vec![ready_peers(), backend()]);
+    st.secrets[0] = Secret::granted(
+        "secret:backend-user",
+        [("username", "relation_id_3"), ("password", "backendpw")],
+    );
+    let out = harness().run(&mut fakes.charm(), Event::UpdateStatus, st);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+    assert!(out
+        .state
+        .unit_status
+        .message
+        .starts_with("backend database relation not ready: no auth user yet"));
+    assert!(fakes.workload.state().layers.is_empty());
 }
 
 trait Running {
@@ -266,8 +273,11 @@ fn a_client_gets_a_database_a_user_and_pgbouncer_endpoints() {
     let calls = fakes.sql.calls();
     assert!(calls[0].script.contains("CREATE DATABASE %I"));
     assert!(calls[0].script.contains("'relation_id_7'"));
+    assert!(calls[0]
+        .script
+        .contains("GRANT \"relation_id_7\" TO \"relation_id_3\""));
     assert_eq!(calls[1].database, "appdb");
-    assert!(calls[1].script.contains("get_auth"));
+    assert!(calls[1].script.contains("proname = 'get_auth'"));
     let peer = &out.state.relation(0).unwrap().local_app_data;
     assert_eq!(peer[DATABASES_KEY], json!({"7": "appdb"}).to_string());
     let ini = fakes.file("/var/lib/pgbouncer/instance_1/pgbouncer.ini");
@@ -452,16 +462,10 @@ fn removing_the_backend_blocks_stops_and_forgets() {
     );
     assert!(fakes.workload.state().running.is_empty());
     assert_eq!(fakes.file("/var/lib/pgbouncer/userlist.txt"), "");
-    let last = fakes.sql.calls().pop().unwrap();
-    assert!(last
-        .script
-        .contains(&format!("DROP ROLE IF EXISTS \"{AUTH}\"")));
-    assert!(!out
-        .state
-        .relation(0)
-        .unwrap()
-        .local_app_data
-        .contains_key(AUTH_USER_KEY));
+    assert!(
+        fakes.sql.calls().is_empty(),
+        "the backend drops the auth user"
+    );
 }
 
 #[test]
@@ -470,7 +474,6 @@ fn a_departed_client_loses_its_user() {
     let rel = client(7, &[("database", "appdb")]);
     let peers = ready_peers().with_local_app_data([
         (INTERNAL_KEY, "secret:internal"),
-        (AUTH_USER_KEY, AUTH),
         (DATABASES_KEY, r#"{"7":"appdb"}"#),
     ]);
     let out = harness().run(
@@ -509,4 +512,33 @@ fn a_revoked_backend_secret_while_the_relation_goes_blocks_without_failing() {
         "backend database relation not ready"
     );
     assert!(fakes.workload.state().running.is_empty());
+}
+
+#[test]
+fn a_database_without_the_auth_function_is_refused() {
+    let fakes = Fakes::new();
+    fakes.sql.state().outputs.clear();
+    let rel = client(7, &[("database", "olddb")]);
+    let out = harness().run(
+        &mut fakes.charm(),
+        rel.changed(None),
+        state(true, vec![ready_peers(), backend(), rel]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+    assert_eq!(
+        out.state.unit_status.message,
+        "Failed to initialize relation database"
+    );
+    assert!(out
+        .logs
+        .iter()
+        .any(|(_, l)| l.contains("database olddb has no pgbouncer_auth_relation_id_3.get_auth")));
+    assert!(out.state.relation(7).unwrap().local_app_data.is_empty());
+    assert!(!out
+        .state
+        .relation(0)
+        .unwrap()
+        .local_app_data
+        .contains_key(DATABASES_KEY));
 }

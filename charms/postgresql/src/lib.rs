@@ -23,6 +23,7 @@ use charm::{
 };
 use serde_json::json;
 
+use interfaces::pgbouncer_auth;
 use interfaces::postgresql_client::{self as client, DatabaseRequest};
 use interfaces::postgresql_provider as provider;
 use interfaces::tls_certificates::CsrRequest;
@@ -63,10 +64,9 @@ pub const DATABASE: &str = "database";
 pub const ROLES_KEY: &str = "system-roles-created";
 /// Peer application bag key: bumped when the system users' passwords change.
 pub const USERS_REVISION_KEY: &str = "system-users-revision";
-/// Roles a client may ask for in `extra-user-roles`. SUPERUSER is granted as upstream
-/// grants it: PgBouncer asks for it to make its auth user and install the SECURITY
-/// DEFINER function behind auth_query (which reads pg_authid).
-pub const ALLOWED_EXTRA_ROLES: [&str; 3] = ["CREATEDB", "CREATEROLE", "SUPERUSER"];
+/// Roles a client may ask for in `extra-user-roles`. No SUPERUSER: PgBouncer gets the
+/// auth user and function it needs through `interfaces::pgbouncer_auth` instead.
+pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
 
 /// How long a hook waits for Patroni to report the unit running after starting it.
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
@@ -504,11 +504,45 @@ impl PostgreSql {
             let database = request.database.clone();
             let user = format!("relation_id_{}", rel.id);
             let existing = provider::existing_password(ctx, &rel)?;
+            let wants_auth = ctx
+                .remote_app_data(&rel)?
+                .get(pgbouncer_auth::AUTH_FUNCTION_KEY)
+                .is_some_and(|v| v == "true");
+            let mut extra_user_fields = Bag::new();
+            if wants_auth {
+                let auth_user = pgbouncer_auth::auth_user_for(&user);
+                let auth_password = match provider::existing_user_field(
+                    ctx,
+                    &rel,
+                    pgbouncer_auth::AUTH_PASSWORD,
+                )? {
+                    Some(p) => p,
+                    None => {
+                        let p = random_password();
+                        self.install_auth(&primary, operator, &auth_user, &p, &database)?;
+                        ctx.log(
+                            LogLevel::Info,
+                            &format!(
+                                "created auth user {auth_user} and its function for {DATABASE}:{}",
+                                rel.id
+                            ),
+                        )?;
+                        p
+                    }
+                };
+                extra_user_fields.insert(pgbouncer_auth::AUTH_USERNAME.into(), auth_user);
+                extra_user_fields.insert(pgbouncer_auth::AUTH_PASSWORD.into(), auth_password);
+            }
             let password = match existing {
                 Some(p) => p,
                 None => {
                     let password = random_password();
-                    let script = create_client_script(&user, &database, &roles, &password);
+                    let script = provider::create_client_script(
+                        &user,
+                        &database,
+                        &roles,
+                        &interfaces::scram::verifier(&password),
+                    );
                     self.sql
                         .run(&primary, "operator", operator, "postgres", &script)?;
                     self.sql.run(
@@ -551,8 +585,40 @@ impl PostgreSql {
                     version: version.clone(),
                     secrets: Default::default(),
                 },
+                extra_user_fields,
             };
             provider::publish(ctx, DATABASE, &rel, &request, &answer)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the pgbouncer auth user (a SCRAM verifier of `password`) and installs its
+    /// function in template1, postgres and `database` (see `interfaces::pgbouncer_auth`).
+    fn install_auth(
+        &self,
+        primary: &str,
+        operator: &str,
+        auth_user: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<()> {
+        self.sql.run(
+            primary,
+            "operator",
+            operator,
+            "postgres",
+            &pgbouncer_auth::auth_user_script(auth_user, &interfaces::scram::verifier(password)),
+        )?;
+        let mut dbs = vec!["template1", "postgres", database];
+        dbs.dedup();
+        for db in dbs {
+            self.sql.run(
+                primary,
+                "operator",
+                operator,
+                db,
+                &pgbouncer_auth::auth_function_script(auth_user),
+            )?;
         }
         Ok(())
     }
@@ -606,12 +672,39 @@ impl PostgreSql {
                 &format!("REASSIGN OWNED BY {u} TO operator;\nDROP OWNED BY {u};\n"),
             );
         }
+        let auth_user = pgbouncer_auth::auth_user_for(&user);
+        let a = sql::ident(&auth_user);
+        let all_dbs = self
+            .sql
+            .run(
+                &primary,
+                "operator",
+                &operator,
+                "postgres",
+                &format!(
+                    "SELECT datname FROM pg_database WHERE datallowconn AND EXISTS (SELECT FROM pg_roles WHERE rolname = {});\n",
+                    sql::literal(&auth_user)
+                ),
+            )
+            .unwrap_or_default();
+        for db in all_dbs.lines().map(str::trim).filter(|d| !d.is_empty()) {
+            let _ = self.sql.run(
+                &primary,
+                "operator",
+                &operator,
+                db,
+                &format!(
+                    "{}DROP OWNED BY {a};\n",
+                    pgbouncer_auth::remove_function_script(&auth_user)
+                ),
+            );
+        }
         self.sql.run(
             &primary,
             "operator",
             &operator,
             "postgres",
-            &format!("DROP ROLE IF EXISTS {u};\n"),
+            &format!("DROP ROLE IF EXISTS {u};\nDROP ROLE IF EXISTS {a};\n"),
         )?;
         ctx.log(
             LogLevel::Info,
@@ -801,51 +894,7 @@ impl Charm for PostgreSql {
 }
 
 /// Checks a client's request against what Ward allows: the database name, and the
-/// extra roles (upper-cased). Returns the roles, or why the request is refused.
+/// extra roles (upper-cased) within [`ALLOWED_EXTRA_ROLES`].
 pub fn check_request(request: &DatabaseRequest) -> std::result::Result<Vec<String>, String> {
-    if !sql::valid_name(&request.database) {
-        return Err(format!(
-            "database name {:?} is not allowed (letters, digits, _ and -, at most 63)",
-            request.database
-        ));
-    }
-    if request.entity_type.is_some() {
-        return Err("entity-type requests are not supported".into());
-    }
-    let roles: Vec<String> = request
-        .extra_user_roles
-        .iter()
-        .map(|r| r.to_uppercase())
-        .collect();
-    if let Some(r) = roles
-        .iter()
-        .find(|r| !ALLOWED_EXTRA_ROLES.contains(&r.as_str()))
-    {
-        return Err(format!(
-            "extra-user-roles {r} is not allowed (allowed: {})",
-            ALLOWED_EXTRA_ROLES.join(", ")
-        ));
-    }
-    Ok(roles)
-}
-
-/// The SQL that makes a client's user (LOGIN, the allowed extra roles, a SCRAM verifier
-/// computed here: the password never reaches PostgreSQL) and its database.
-pub fn create_client_script(
-    user: &str,
-    database: &str,
-    roles: &[String],
-    password: &str,
-) -> String {
-    let role_opts: String = roles.iter().map(|r| format!(" {r}")).collect();
-    let verifier = interfaces::scram::verifier(password);
-    let (u, db) = (sql::ident(user), sql::ident(database));
-    let (ul, dl) = (sql::literal(user), sql::literal(database));
-    format!(
-        "SELECT format('CREATE ROLE %I', {ul}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {ul})\\gexec\n\
-         ALTER ROLE {u} WITH LOGIN{role_opts} PASSWORD {pw};\n\
-         SELECT format('CREATE DATABASE %I', {dl}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {dl})\\gexec\n\
-         GRANT ALL PRIVILEGES ON DATABASE {db} TO {u};\n",
-        pw = sql::literal(&verifier),
-    )
+    provider::check_request(request, &ALLOWED_EXTRA_ROLES, &[])
 }

@@ -563,11 +563,11 @@ fn plain_fields_for_a_client_that_asks_for_no_secrets() {
 }
 
 #[test]
-fn replication_in_extra_user_roles_is_refused_and_nothing_is_made() {
+fn superuser_in_extra_user_roles_is_refused_and_nothing_is_made() {
     let fakes = Fakes::primary();
     let rel = client(&[
         ("database", "mydb"),
-        ("extra-user-roles", "createdb,REPLICATION"),
+        ("extra-user-roles", "createdb,SUPERUSER"),
     ]);
     let out = harness("postgresql/0").run(
         &mut fakes.charm(),
@@ -578,7 +578,7 @@ fn replication_in_extra_user_roles_is_refused_and_nothing_is_made() {
     assert_eq!(out.state.unit_status.name, StatusName::Blocked);
     assert_eq!(
         out.state.unit_status.message,
-        "database:5 from app: extra-user-roles REPLICATION is not allowed (allowed: CREATEDB, CREATEROLE, SUPERUSER)"
+        "database:5 from app: extra-user-roles SUPERUSER is not allowed (allowed: CREATEDB, CREATEROLE)"
     );
     assert!(fakes.sql.calls().is_empty());
     assert!(out.state.relation(5).unwrap().local_app_data.is_empty());
@@ -590,7 +590,7 @@ fn bad_database_names_and_malformed_requests_are_refused_naming_them() {
     for (data, message) in [
         (
             vec![("database", "my db;")],
-            "database:5 from app: database name \"my db;\" is not allowed (letters, digits, _ and -, at most 63)",
+            "database:5 from app: database name \"my db;\" is not allowed (letters, digits, _ and -, at most 63, starting with a letter or _)",
         ),
         (
             vec![("database", "ok"), ("requested-secrets", "password")],
@@ -635,7 +635,7 @@ fn a_broken_database_relation_drops_the_user() {
         scripts.last().unwrap(),
         &(
             "postgres".to_string(),
-            "DROP ROLE IF EXISTS \"relation_id_5\";\n".to_string()
+            "DROP ROLE IF EXISTS \"relation_id_5\";\nDROP ROLE IF EXISTS \"pgbouncer_auth_relation_id_5\";\n".to_string()
         )
     );
 }
@@ -960,4 +960,53 @@ fn patroni_refusing_the_settings_change_does_not_fail_the_hook() {
         .iter()
         .any(|(_, l)| l.contains("Patroni refused the config change (401)")));
     assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+}
+
+#[test]
+fn a_requirer_asking_for_the_auth_function_gets_the_auth_user_in_its_secret() {
+    let fakes = Fakes::primary();
+    let rel = client(&[
+        ("database", "pgbouncer"),
+        ("extra-user-roles", "CREATEDB,CREATEROLE"),
+        ("auth-function", "true"),
+    ]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        rel.changed(None),
+        leader_state(vec![bootstrapped_peers(), rel]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let creds = out
+        .state
+        .secret_by_label("database.5.user.secret")
+        .expect("the user secret")
+        .latest_content();
+    assert_eq!(creds["auth-username"], "pgbouncer_auth_relation_id_5");
+    let auth_password = &creds["auth-password"];
+    assert_eq!(auth_password.len(), 32);
+    let bag = &out.state.relation(5).unwrap().local_app_data;
+    assert!(!bag.values().any(|v| v.contains(auth_password.as_str())));
+    let calls = fakes.sql.calls();
+    let auth = calls
+        .iter()
+        .find(|c| c.script.contains("NOSUPERUSER"))
+        .expect("the auth user is made");
+    assert!(auth.script.contains("PASSWORD 'SCRAM-SHA-256$4096:"));
+    let installed: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.script.contains("SECURITY DEFINER"))
+        .map(|c| c.database.as_str())
+        .collect();
+    assert_eq!(installed, ["template1", "postgres", "pgbouncer"]);
+    assert!(calls.iter().all(|c| c.user == "operator"));
+    assert!(calls
+        .iter()
+        .all(|c| !c.script.contains(auth_password.as_str())));
+    // A second hook makes nothing again.
+    let before = fakes.sql.calls().len();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::UpdateStatus, out.state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes.sql.calls()[before..]
+        .iter()
+        .all(|c| !c.script.contains("SECURITY DEFINER")));
 }

@@ -8,6 +8,7 @@
 //! - [`tls_requirer`]: the requirer side of `tls-certificates` over the charm SDK.
 //! - [`scram`]: SCRAM-SHA-256 verifiers and random passwords for PostgreSQL users.
 
+pub mod pgbouncer_auth;
 pub mod postgresql_client;
 pub mod postgresql_provider;
 pub mod scram;

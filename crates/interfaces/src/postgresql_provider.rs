@@ -13,13 +13,22 @@ use crate::postgresql_client::{
 /// The password already given to a client on `rel` (from the `user` secret, or the
 /// plain field), if any: a leader keeps it across hooks and leader changes.
 pub fn existing_password(ctx: &mut Context<'_>, rel: &RelationId) -> Result<Option<String>> {
+    existing_user_field(ctx, rel, "password")
+}
+
+/// A field of the `user` secret (or the plain bag) already given to a client on `rel`.
+pub fn existing_user_field(
+    ctx: &mut Context<'_>,
+    rel: &RelationId,
+    field: &str,
+) -> Result<Option<String>> {
     let mine = ctx.app_data(rel)?;
     match mine.get(&SecretGroup::User.key()) {
         Some(id) => Ok(ctx
             .get_secret(Some(id), None, SecretRead::Refresh)?
-            .get("password")
+            .get(field)
             .cloned()),
-        None => Ok(mine.get("password").cloned()),
+        None => Ok(mine.get(field).cloned()),
     }
 }
 
@@ -32,6 +41,9 @@ pub struct Answer {
     pub tls: TlsInfo,
     /// Database, endpoints, read-only endpoints, version.
     pub data: ProviderData,
+    /// More fields that belong with the credentials (the pgbouncer auth user's, say):
+    /// in the `user` secret when the requirer takes credentials in secrets.
+    pub extra_user_fields: Bag,
 }
 
 /// Writes `answer` for the client on `rel` (endpoint `endpoint`), which asked `request`:
@@ -48,7 +60,11 @@ pub fn publish(
     let mine = ctx.app_data(rel)?;
     let mut fields = answer.credentials.fields();
     fields.extend(answer.tls.fields());
-    let (secrets, plain) = route_fields(request, &fields);
+    let (mut secrets, mut plain) = route_fields(request, &fields);
+    match secrets.get_mut(&SecretGroup::User) {
+        Some(user) => user.extend(answer.extra_user_fields.clone()),
+        None => plain.extend(answer.extra_user_fields.clone()),
+    }
     let mut data = Bag::new();
     for (group, content) in secrets {
         match mine.get(&group.key()) {
@@ -87,4 +103,91 @@ pub fn publish(
         ctx.set_app_data(rel, &data)?;
     }
     Ok(())
+}
+
+/// Checks a client's request against what the provider allows: the database name
+/// (letters, digits, `_` and `-`, at most 63, and not ending in any of `reserved_suffixes`),
+/// no entity requests, and extra roles within `allowed_roles` (compared upper-cased).
+/// Returns the roles upper-cased, or why the request is refused (naming the field).
+pub fn check_request(
+    request: &DatabaseRequest,
+    allowed_roles: &[&str],
+    reserved_suffixes: &[&str],
+) -> std::result::Result<Vec<String>, String> {
+    if !crate::sql::valid_name(&request.database)
+        || reserved_suffixes
+            .iter()
+            .any(|s| request.database.ends_with(s))
+    {
+        let suffixes = if reserved_suffixes.is_empty() {
+            String::new()
+        } else {
+            format!(", not ending in {}", reserved_suffixes.join(" or "))
+        };
+        return Err(format!(
+            "database name {:?} is not allowed (letters, digits, _ and -, at most 63, starting with a letter or _{suffixes})",
+            request.database
+        ));
+    }
+    if request.entity_type.is_some() {
+        return Err("entity-type requests are not supported".into());
+    }
+    let roles: Vec<String> = request
+        .extra_user_roles
+        .iter()
+        .map(|r| r.to_uppercase())
+        .collect();
+    if let Some(r) = roles.iter().find(|r| !allowed_roles.contains(&r.as_str())) {
+        return Err(format!(
+            "extra-user-roles {r} is not allowed (allowed: {})",
+            allowed_roles.join(", ")
+        ));
+    }
+    Ok(roles)
+}
+
+/// The SQL that makes a client's user (LOGIN, the extra `roles`, the SCRAM `verifier`:
+/// the password never reaches PostgreSQL) and its database, owned by whoever runs it.
+pub fn create_client_script(
+    user: &str,
+    database: &str,
+    roles: &[String],
+    verifier: &str,
+) -> String {
+    use crate::sql::{ident, literal};
+    let role_opts: String = roles.iter().map(|r| format!(" {r}")).collect();
+    let (u, db) = (ident(user), ident(database));
+    let (ul, dl) = (literal(user), literal(database));
+    format!(
+        "SELECT format('CREATE ROLE %I', {ul}) WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {ul})\\gexec\n\
+         ALTER ROLE {u} WITH LOGIN{role_opts} PASSWORD {pw};\n\
+         SELECT format('CREATE DATABASE %I', {dl}) WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {dl})\\gexec\n\
+         GRANT ALL PRIVILEGES ON DATABASE {db} TO {u};\n",
+        pw = literal(verifier),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked() {
+        let ok = DatabaseRequest::new("app_db").with_extra_user_roles(["createdb"]);
+        assert_eq!(
+            check_request(&ok, &["CREATEDB"], &[]),
+            Ok(vec!["CREATEDB".to_string()])
+        );
+        let su = DatabaseRequest::new("app").with_extra_user_roles(["SUPERUSER"]);
+        assert_eq!(
+            check_request(&su, &["CREATEDB", "CREATEROLE"], &[]),
+            Err("extra-user-roles SUPERUSER is not allowed (allowed: CREATEDB, CREATEROLE)".into())
+        );
+        let ro = DatabaseRequest::new("x_readonly");
+        assert!(check_request(&ro, &[], &["_readonly"])
+            .unwrap_err()
+            .contains("not ending in _readonly"));
+        let script = create_client_script("u", "d", &["CREATEDB".into()], "SCRAM-SHA-256$v");
+        assert!(script.contains("ALTER ROLE \"u\" WITH LOGIN CREATEDB PASSWORD 'SCRAM-SHA-256$v';"));
+    }
 }
