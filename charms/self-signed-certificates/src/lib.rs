@@ -4,31 +4,39 @@
 //! in an application-owned secret labelled `active-ca-certificates`, and answers every
 //! CSR that requirers publish on `certificates` in its application databag. A config
 //! change that alters the CA, or the `rotate-private-key` action, makes a new CA and
-//! re-issues everything. A CSR that fails the checks gets no certificate and a log line
-//! naming the unit that sent it; the others are still served.
+//! re-issues everything. A CSR that fails the checks gets no certificate, a log line and
+//! the unit's (still active) status naming the relation and the unit that sent it; the
+//! others are still served. The certificate work is [`interfaces::tls_provider`]'s: this
+//! charm only supplies the CA and the validity. The CA certificate is also published on
+//! `send-ca-cert` ([`interfaces::certificate_transfer`]).
 
 use charm::{
     Bag, Charm, Context, Error, Event, LogLevel, Result, SecretOptions, SecretOwner, SecretRead,
     Status,
 };
-use interfaces::tls_certificates::{
-    dumps, parse_certificates, parse_requests, validate_csr, CaConfig, CertificateAuthority,
-    CsrPolicy, ProvidedCertificate, CERTIFICATES_KEY, REQUESTS_KEY,
-};
+use interfaces::certificate_transfer::CertificateTransferProvider;
+use interfaces::tls_certificates::{dumps, CaConfig, CertificateAuthority};
+use interfaces::tls_provider::{Report, TlsProvider};
 
 /// The secret label of the active CA.
 pub const CA_LABEL: &str = "active-ca-certificates";
 const ENDPOINT: &str = "certificates";
+const SEND_CA_CERT: &str = "send-ca-cert";
 
 /// The charm.
 #[derive(Debug, Default)]
-pub struct SelfSigned;
+pub struct SelfSigned {
+    /// What this hook's reconcile refused, for the status.
+    refused: Option<String>,
+}
 
 /// The settings the config describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Settings {
     ca: CaConfig,
     certificate_days: u32,
+    /// Certificates per relation (`certificate-limit`; -1 for no limit).
+    limit: Option<usize>,
 }
 
 impl Settings {
@@ -105,7 +113,19 @@ fn settings(ctx: &mut Context<'_>) -> Result<Settings> {
             reason: format!("must be at least twice certificate-validity ({cert})"),
         });
     }
+    let limit = match cfg.get_int("certificate-limit")? {
+        None | Some(-1) => None,
+        Some(n) if n >= 0 => Some(n as usize),
+        Some(n) => {
+            return Err(Error::InvalidConfig {
+                key: "certificate-limit".into(),
+                value: n.to_string(),
+                reason: "must be -1 (no limit) or at least 0".into(),
+            })
+        }
+    };
     Ok(Settings {
+        limit,
         ca: CaConfig {
             common_name,
             organization,
@@ -170,96 +190,18 @@ fn ensure_ca(
     Ok((ca, true))
 }
 
-/// Answers every outstanding CSR on every `certificates` relation.
-fn reconcile(
-    ctx: &mut Context<'_>,
-    ca: &CertificateAuthority,
-    s: &Settings,
-    reissue: bool,
-) -> Result<()> {
-    let policy = CsrPolicy {
-        allow_ca: true,
-        ..CsrPolicy::default()
-    };
-    for rel in ctx.relations(ENDPOINT)? {
-        let mut requests = Vec::new();
-        let mut sources: Vec<(String, Bag)> = Vec::new();
-        for unit in ctx.relation_units(&rel)? {
-            let bag = ctx.remote_unit_data(&rel, &unit)?;
-            sources.push((unit, bag));
-        }
-        if let Some(app) = ctx.remote_app(&rel)? {
-            let bag = ctx.remote_app_data(&rel)?;
-            sources.push((app, bag));
-        }
-        for (owner, bag) in sources {
-            let Some(text) = bag.get(REQUESTS_KEY) else {
-                continue;
-            };
-            match parse_requests(text) {
-                Ok(list) => requests.extend(list.into_iter().map(|r| (owner.clone(), r))),
-                Err(e) => ctx.log(
-                    LogLevel::Warning,
-                    &format!("ignoring {REQUESTS_KEY} from {owner} on {rel}: {e}"),
-                )?,
-            }
-        }
-        let current_text = ctx
-            .app_data(&rel)?
-            .get(CERTIFICATES_KEY)
-            .cloned()
-            .unwrap_or_default();
-        let current = parse_certificates(&current_text).unwrap_or_default();
-        let mut next: Vec<ProvidedCertificate> = Vec::new();
-        for (owner, req) in requests {
-            if next
-                .iter()
-                .any(|c| c.certificate_signing_request == req.certificate_signing_request)
-            {
-                continue;
-            }
-            let kept = current.iter().find(|c| {
-                !reissue
-                    && c.certificate_signing_request == req.certificate_signing_request
-                    && c.ca == ca.certificate_pem()
-                    && c.revoked != Some(true)
-            });
-            if let Some(c) = kept {
-                next.push(c.clone());
-                continue;
-            }
-            let signed = validate_csr(&req.certificate_signing_request, req.ca, &policy)
-                .and_then(|checked| ca.sign(&checked, s.certificate_days));
-            match signed {
-                Ok(cert) => next.push(ProvidedCertificate {
-                    chain: vec![cert.clone(), ca.certificate_pem().to_string()],
-                    certificate: cert,
-                    certificate_signing_request: req.certificate_signing_request,
-                    ca: ca.certificate_pem().to_string(),
-                    revoked: None,
-                }),
-                Err(e) => ctx.log(
-                    LogLevel::Warning,
-                    &format!("not signing a CSR from {owner} on {rel}: {e}"),
-                )?,
-            }
-        }
-        let text = dumps(&next);
-        if text != current_text {
-            ctx.set_app_data(&rel, &[(CERTIFICATES_KEY.to_string(), text)].into())?;
-        }
-    }
-    Ok(())
-}
-
-fn issued(ctx: &mut Context<'_>) -> Result<Vec<ProvidedCertificate>> {
-    let mut all = Vec::new();
-    for rel in ctx.relations(ENDPOINT)? {
-        if let Some(text) = ctx.app_data(&rel)?.get(CERTIFICATES_KEY) {
-            all.extend(parse_certificates(text).map_err(tls_err)?);
-        }
-    }
-    Ok(all)
+/// Answers every CSR on every `certificates` relation (certificates from an older CA
+/// are re-issued) and publishes the CA on `send-ca-cert`.
+fn reconcile(ctx: &mut Context<'_>, ca: &CertificateAuthority, s: &Settings) -> Result<Report> {
+    let report =
+        TlsProvider::new(ENDPOINT)
+            .limit(s.limit)
+            .reconcile(ctx, ca.certificate_pem(), |csr| {
+                ca.sign(csr, s.certificate_days)
+            })?;
+    CertificateTransferProvider::new(SEND_CA_CERT)
+        .publish(ctx, &[ca.certificate_pem().to_string()].into())?;
+    Ok(report)
 }
 
 impl Charm for SelfSigned {
@@ -275,7 +217,11 @@ impl Charm for SelfSigned {
                     if !ctx.is_leader()? {
                         return ctx.action_fail("run this action on the leader");
                     }
-                    let certs = issued(ctx)?;
+                    let certs: Vec<_> = TlsProvider::new(ENDPOINT)
+                        .issued(ctx)?
+                        .into_iter()
+                        .map(|(_, c)| c)
+                        .collect();
                     if certs.is_empty() {
                         return ctx.action_fail("No certificates issued yet.");
                     }
@@ -287,7 +233,7 @@ impl Charm for SelfSigned {
                     }
                     let s = settings(ctx)?;
                     let (ca, _) = ensure_ca(ctx, &s, true)?;
-                    reconcile(ctx, &ca, &s, true)?;
+                    reconcile(ctx, &ca, &s)?;
                     ctx.set_results(&serde_json::json!({ "result": "New private key and CA certificate made; certificates re-issued." }))
                 }
                 other => Err(Error::charm(format!("unknown action {other:?}"))),
@@ -297,13 +243,15 @@ impl Charm for SelfSigned {
             return Ok(());
         }
         let s = settings(ctx)?;
-        let (ca, new) = ensure_ca(ctx, &s, false)?;
-        reconcile(ctx, &ca, &s, new)
+        let (ca, _) = ensure_ca(ctx, &s, false)?;
+        self.refused = reconcile(ctx, &ca, &s)?.status_message();
+        Ok(())
     }
 
     fn collect_unit_status(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         if ctx.is_leader()? {
-            ctx.add_unit_status(Status::active(""));
+            // A refused CSR is the requirer's problem; the CA keeps serving the others.
+            ctx.add_unit_status(Status::active(self.refused.clone().unwrap_or_default()));
         } else {
             ctx.add_unit_status(Status::blocked("Scaling is not implemented for this charm"));
         }

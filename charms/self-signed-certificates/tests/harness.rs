@@ -54,7 +54,7 @@ fn signs_every_requirer_unit_and_skips_a_bad_csr_naming_its_unit() {
         relations: vec![rel.clone()],
         ..State::default()
     };
-    let out = harness().run(&mut SelfSigned, rel.changed(Some("pg/2")), state);
+    let out = harness().run(&mut SelfSigned::default(), rel.changed(Some("pg/2")), state);
     assert!(out.error.is_none(), "{:?}", out.error);
     let certs = provided(&out.state, 7);
     assert_eq!(certs.len(), 2);
@@ -84,7 +84,11 @@ fn signs_every_requirer_unit_and_skips_a_bad_csr_naming_its_unit() {
     assert!(!bag_text.contains("PRIVATE KEY"), "a key in relation data");
 
     // A second run keeps the same certificates (nothing re-signed).
-    let again = harness().run(&mut SelfSigned, Event::UpdateStatus, out.state.clone());
+    let again = harness().run(
+        &mut SelfSigned::default(),
+        Event::UpdateStatus,
+        out.state.clone(),
+    );
     assert_eq!(provided(&again.state, 7), certs);
 }
 
@@ -99,11 +103,11 @@ fn a_ca_changing_config_rotates_the_ca_and_reissues() {
         relations: vec![rel.clone()],
         ..State::default()
     };
-    let first = harness().run(&mut SelfSigned, Event::ConfigChanged, state);
+    let first = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
     let before = provided(&first.state, 7);
     let mut state = first.state.clone();
     state.config = config(json!({"ca-common-name": "Ward CA 2"}));
-    let second = harness().run(&mut SelfSigned, Event::ConfigChanged, state);
+    let second = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
     assert!(second.error.is_none(), "{:?}", second.error);
     let after = provided(&second.state, 7);
     assert_ne!(before[0].ca, after[0].ca);
@@ -115,7 +119,7 @@ fn a_ca_changing_config_rotates_the_ca_and_reissues() {
     );
     // The action rotates too.
     let third = harness().run_action(
-        &mut SelfSigned,
+        &mut SelfSigned::default(),
         "rotate-private-key",
         json!({}),
         second.state.clone(),
@@ -123,7 +127,7 @@ fn a_ca_changing_config_rotates_the_ca_and_reissues() {
     assert!(third.error.is_none(), "{:?}", third.error);
     assert_ne!(provided(&third.state, 7)[0].ca, after[0].ca);
     let ca = harness().run_action(
-        &mut SelfSigned,
+        &mut SelfSigned::default(),
         "get-ca-certificate",
         json!({}),
         third.state.clone(),
@@ -133,7 +137,7 @@ fn a_ca_changing_config_rotates_the_ca_and_reissues() {
         provided(&third.state, 7)[0].ca
     );
     let issued = harness().run_action(
-        &mut SelfSigned,
+        &mut SelfSigned::default(),
         "get-issued-certificates",
         json!({}),
         third.state,
@@ -159,7 +163,7 @@ fn invalid_config_blocks_naming_the_option_and_issues_nothing() {
             relations: vec![rel.clone()],
             ..State::default()
         };
-        let out = harness().run(&mut SelfSigned, Event::ConfigChanged, state);
+        let out = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
         assert!(out.error.is_none());
         assert_eq!(out.state.unit_status.name, StatusName::Blocked);
         assert!(
@@ -183,7 +187,7 @@ fn non_leaders_issue_nothing_and_say_why() {
         relations: vec![rel.clone()],
         ..State::default()
     };
-    let out = harness().run(&mut SelfSigned, rel.changed(Some("pg/0")), state);
+    let out = harness().run(&mut SelfSigned::default(), rel.changed(Some("pg/0")), state);
     assert!(out.state.relation(7).unwrap().local_app_data.is_empty());
     assert_eq!(out.state.unit_status.name, StatusName::Blocked);
 }

@@ -8,10 +8,12 @@
 //! - [`tls_requirer`]: the requirer side of `tls-certificates` over the charm SDK.
 //! - [`scram`]: SCRAM-SHA-256 verifiers and random passwords for PostgreSQL users.
 
+pub mod certificate_transfer;
 pub mod pgbouncer_auth;
 pub mod postgresql_client;
 pub mod postgresql_provider;
 pub mod scram;
 pub mod sql;
 pub mod tls_certificates;
+pub mod tls_provider;
 pub mod tls_requirer;

@@ -525,13 +525,34 @@ impl CertificateAuthority {
     /// Signs a validated CSR for `validity_days`: subject and SANs from the CSR, a
     /// random serial, AKI and SKI, basic constraints and key usage by CA flag.
     pub fn sign(&self, csr: &ValidatedCsr, validity_days: u32) -> Result<String> {
+        let now = time::OffsetDateTime::now_utc();
+        // Five minutes back so that a requirer whose clock lags a little accepts it.
+        self.sign_between(
+            csr,
+            now - time::Duration::minutes(5),
+            now + time::Duration::days(validity_days.into()),
+        )
+    }
+
+    /// Signs a validated CSR for an explicit validity window (as [`Self::sign`] does
+    /// otherwise); providers with their own clock, and tests of renewal, use it.
+    pub fn sign_between(
+        &self,
+        csr: &ValidatedCsr,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<String> {
+        if not_after <= not_before {
+            return Err(TlsError::Sign(format!(
+                "notAfter {not_after} is not after notBefore {not_before}"
+            )));
+        }
         let mut req = CertificateSigningRequestParams::from_der(&csr.der.as_slice().into())
             .map_err(|e| TlsError::Csr(format!("cannot be used: {e}")))?;
         let p = &mut req.params;
         p.serial_number = Some(random_serial());
-        let now = time::OffsetDateTime::now_utc();
-        p.not_before = now - time::Duration::minutes(5);
-        p.not_after = now + time::Duration::days(validity_days.into());
+        p.not_before = not_before;
+        p.not_after = not_after;
         p.use_authority_key_identifier_extension = true;
         if csr.is_ca {
             p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -579,6 +600,34 @@ pub fn certificate_matches_csr(cert_pem: &str, csr_pem: &str) -> Result<bool> {
         .map_err(|e| TlsError::Csr(format!("does not parse: {e}")))?;
     let spki = csr.certification_request_info.subject_pki.raw.to_vec();
     with_certificate(cert_pem, |c| c.public_key().raw == spki.as_slice())
+}
+
+/// A certificate's validity window as Unix timestamps: (notBefore, notAfter).
+pub fn certificate_validity(cert_pem: &str) -> Result<(i64, i64)> {
+    with_certificate(cert_pem, |c| {
+        (
+            c.validity().not_before.timestamp(),
+            c.validity().not_after.timestamp(),
+        )
+    })
+}
+
+/// Whether a certificate says it is a CA (basic constraints `CA:TRUE`).
+pub fn certificate_is_ca(cert_pem: &str) -> Result<bool> {
+    with_certificate(cert_pem, |c| {
+        c.basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+    })
+}
+
+/// When a requirer should renew, as a Unix timestamp: once `fraction` (0.5 < f ≤ 1,
+/// usually 0.9) of the certificate's whole validity, notBefore to notAfter, has passed.
+pub fn renewal_due(cert_pem: &str, fraction: f64) -> Result<i64> {
+    let (not_before, not_after) = certificate_validity(cert_pem)?;
+    let span = (not_after - not_before) as f64;
+    Ok(not_before + (span * fraction.clamp(0.0, 1.0)) as i64)
 }
 
 /// When a requirer should renew: at 90% of the certificate's remaining lifetime from
