@@ -92,7 +92,8 @@ ward run self-signed-certificates/leader get-ca-certificate --format json |
 primary=$(action_result postgresql/leader get-primary primary)
 host=$(unit_address "$primary")
 port=5432
-# PGBOUNCER: connect through PgBouncer instead:
+# PGBOUNCER: connect through PgBouncer instead (and, if PgBouncer does not accept the
+# operator user, take the user and password its charm documents instead of get-password's):
 #   host=$(unit_address pgbouncer/0); port=6432
 conn="host=$host port=$port user=operator dbname=postgres sslmode=verify-full sslrootcert=$ca"
 
