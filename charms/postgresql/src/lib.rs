@@ -348,7 +348,14 @@ impl PostgreSql {
                     });
                 }
                 if leader {
-                    self.serve_clients(ctx, &address, &passwords.operator)?;
+                    // Not fatal: a failed hook would also throw away what this hook
+                    // wrote (in the first one, the system users' secret Patroni has
+                    // just bootstrapped with). The client's relation says why instead.
+                    if let Err(e) = self.serve_clients(ctx, &address, &passwords.operator) {
+                        let msg = format!("cannot serve {DATABASE} clients yet: {e}");
+                        ctx.log(LogLevel::Error, &msg)?;
+                        self.status = Some(Status::waiting(msg));
+                    }
                 }
             }
             Err(why) => self.status = Some(Status::waiting(format!("waiting for Patroni: {why}"))),
@@ -504,35 +511,6 @@ impl PostgreSql {
             let database = request.database.clone();
             let user = format!("relation_id_{}", rel.id);
             let existing = provider::existing_password(ctx, &rel)?;
-            let wants_auth = ctx
-                .remote_app_data(&rel)?
-                .get(pgbouncer_auth::AUTH_FUNCTION_KEY)
-                .is_some_and(|v| v == "true");
-            let mut extra_user_fields = Bag::new();
-            if wants_auth {
-                let auth_user = pgbouncer_auth::auth_user_for(&user);
-                let auth_password = match provider::existing_user_field(
-                    ctx,
-                    &rel,
-                    pgbouncer_auth::AUTH_PASSWORD,
-                )? {
-                    Some(p) => p,
-                    None => {
-                        let p = random_password();
-                        self.install_auth(&primary, operator, &auth_user, &p, &database)?;
-                        ctx.log(
-                            LogLevel::Info,
-                            &format!(
-                                "created auth user {auth_user} and its function for {DATABASE}:{}",
-                                rel.id
-                            ),
-                        )?;
-                        p
-                    }
-                };
-                extra_user_fields.insert(pgbouncer_auth::AUTH_USERNAME.into(), auth_user);
-                extra_user_fields.insert(pgbouncer_auth::AUTH_PASSWORD.into(), auth_password);
-            }
             let password = match existing {
                 Some(p) => p,
                 None => {
@@ -562,6 +540,35 @@ impl PostgreSql {
                     password
                 }
             };
+            let wants_auth = ctx
+                .remote_app_data(&rel)?
+                .get(pgbouncer_auth::AUTH_FUNCTION_KEY)
+                .is_some_and(|v| v == "true");
+            let mut extra_user_fields = Bag::new();
+            if wants_auth {
+                let auth_user = pgbouncer_auth::auth_user_for(&user);
+                let auth_password = match provider::existing_user_field(
+                    ctx,
+                    &rel,
+                    pgbouncer_auth::AUTH_PASSWORD,
+                )? {
+                    Some(p) => p,
+                    None => {
+                        let p = random_password();
+                        self.install_auth(&primary, operator, &auth_user, &p, &database)?;
+                        ctx.log(
+                            LogLevel::Info,
+                            &format!(
+                                "created auth user {auth_user} and its function for {DATABASE}:{}",
+                                rel.id
+                            ),
+                        )?;
+                        p
+                    }
+                };
+                extra_user_fields.insert(pgbouncer_auth::AUTH_USERNAME.into(), auth_user);
+                extra_user_fields.insert(pgbouncer_auth::AUTH_PASSWORD.into(), auth_password);
+            }
             let answer = provider::Answer {
                 credentials: client::Credentials {
                     username: user.clone(),

@@ -1010,3 +1010,34 @@ fn a_requirer_asking_for_the_auth_function_gets_the_auth_user_in_its_secret() {
         .iter()
         .all(|c| !c.script.contains("SECURITY DEFINER")));
 }
+
+#[test]
+fn a_client_that_cannot_be_served_yet_does_not_lose_the_new_system_users() {
+    // The first hook of a fresh leader makes the system users' secret and bootstraps
+    // Patroni with it; a client's SQL failing in that hook must not fail the hook (a
+    // failed hook would discard the secret Patroni now uses).
+    let fakes = Fakes::primary();
+    fakes.sql.state().failure = Some("database \"x\" does not exist".into());
+    let rel = client(&[("database", "mydb")]);
+    let peer = peers()
+        .with_local_unit_data([("address", ME)])
+        .with_local_app_data([(ROLES_KEY, "true")]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        pebble_ready(),
+        State {
+            leader: true,
+            relations: vec![peer, rel],
+            address: ME.into(),
+            ..State::default()
+        },
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(out.state.secret_by_label(USERS_LABEL).is_some());
+    assert_eq!(out.state.unit_status.name, StatusName::Waiting);
+    assert!(out
+        .state
+        .unit_status
+        .message
+        .starts_with("cannot serve database clients yet: psql on"));
+}
