@@ -71,6 +71,12 @@ fn signs_every_requirer_unit_and_skips_a_bad_csr_naming_its_unit() {
         out.logs
     );
     assert_eq!(out.state.unit_status.name, StatusName::Active);
+    assert!(
+        out.state.unit_status.message.contains("pg/2")
+            && out.state.unit_status.message.contains("certificates:7"),
+        "the status names the relation and unit: {:?}",
+        out.state.unit_status
+    );
     let secret = out.state.secret_by_label(CA_LABEL).unwrap();
     assert!(secret.latest_content()["private-key"].contains("PRIVATE KEY"));
     let bag_text: String = out
@@ -190,4 +196,56 @@ fn non_leaders_issue_nothing_and_say_why() {
     let out = harness().run(&mut SelfSigned::default(), rel.changed(Some("pg/0")), state);
     assert!(out.state.relation(7).unwrap().local_app_data.is_empty());
     assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+}
+
+#[test]
+fn the_ca_goes_out_on_send_ca_cert_and_follows_rotation() {
+    let (_, bag0) = request("pg-0");
+    let certs = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())]);
+    let send =
+        Relation::new("send-ca-cert", 9, "trusting").with_remote_app_data([("version", "1")]);
+    let state = State {
+        leader: true,
+        config: config(json!({})),
+        relations: vec![certs, send],
+        ..State::default()
+    };
+    let out = harness().run(&mut SelfSigned::default(), Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let ca = provided(&out.state, 7)[0].ca.clone();
+    let bag = &out.state.relation(9).unwrap().local_app_data;
+    assert_eq!(bag["version"], "1");
+    assert_eq!(
+        interfaces::certificate_transfer::parse_provider_data(bag, &[]).unwrap(),
+        [ca.clone()].into()
+    );
+    let rotated = harness().run_action(
+        &mut SelfSigned::default(),
+        "rotate-private-key",
+        json!({}),
+        out.state,
+    );
+    let bag = &rotated.state.relation(9).unwrap().local_app_data;
+    let sent = interfaces::certificate_transfer::parse_provider_data(bag, &[]).unwrap();
+    assert!(!sent.contains(&ca));
+    assert!(sent.contains(&provided(&rotated.state, 7)[0].ca));
+}
+
+#[test]
+fn certificate_limit_leaves_extra_csrs_waiting() {
+    let (_, bag0) = request("pg-0");
+    let (_, bag1) = request("pg-1");
+    let rel = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())])
+        .with_remote_unit("pg/1", [(REQUESTS_KEY, bag1.as_str())]);
+    let state = State {
+        leader: true,
+        config: config(json!({"certificate-limit": 1})),
+        relations: vec![rel],
+        ..State::default()
+    };
+    let out = harness().run(&mut SelfSigned::default(), Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(provided(&out.state, 7).len(), 1);
 }

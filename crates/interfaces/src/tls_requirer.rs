@@ -277,7 +277,7 @@ impl TlsRequirer {
                     .map_err(|e| self.tls_err(e))?;
                 let content = bag([
                     ("certificate", c.certificate.clone()),
-                    ("ca", c.ca.clone()),
+                    ("ca-certificate", c.ca.clone()),
                     ("chain", dumps(&c.chain)),
                     ("csr", csr.clone()),
                     ("request", wanted.clone()),
@@ -371,7 +371,7 @@ impl TlsRequirer {
             renewal_due(&certificate, self.renewal_fraction).map_err(|e| self.tls_err(e))?;
         Ok(Some(Issued {
             certificate,
-            ca: content.get("ca").cloned().unwrap_or_default(),
+            ca: content.get("ca-certificate").cloned().unwrap_or_default(),
             chain: content
                 .get("chain")
                 .and_then(|c| serde_json::from_str(c).ok())
