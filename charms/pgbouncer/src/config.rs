@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use charm::{Config, Error, Result};
+use charm::{Config, Result};
 use interfaces::sql::ident;
 
 /// Where PgBouncer's files live in the workload.
@@ -43,33 +43,12 @@ pub struct Settings {
     pub client_tls_sslmode: String,
 }
 
-fn invalid(key: &str, value: impl ToString, reason: &str) -> Error {
-    Error::InvalidConfig {
-        key: key.into(),
-        value: value.to_string(),
-        reason: reason.into(),
-    }
-}
-
 fn int(cfg: &Config, key: &str, min: i64, max: i64, default: i64) -> Result<i64> {
-    let v = cfg.get_int(key)?.unwrap_or(default);
-    if v < min || v > max {
-        return Err(invalid(key, v, &format!("must be between {min} and {max}")));
-    }
-    Ok(v)
+    Ok(cfg.get_int_between(key, min, max)?.unwrap_or(default))
 }
 
 fn one_of(cfg: &Config, key: &str, allowed: &[&str], default: &str) -> Result<String> {
-    let v = cfg.get_str(key)?.unwrap_or_else(|| default.to_string());
-    if allowed.contains(&v.as_str()) {
-        Ok(v)
-    } else {
-        Err(invalid(
-            key,
-            &v,
-            &format!("must be one of {}", allowed.join(", ")),
-        ))
-    }
+    cfg.get_one_of(key, allowed, default)
 }
 
 /// The default worker count: the CPUs, clamped to 2..4 (as upstream).

@@ -142,11 +142,7 @@ impl PgBouncer {
     }
 
     fn address(&self, ctx: &mut Context<'_>) -> Result<String> {
-        let net = ctx.network(PEER, None)?;
-        net.bind_address()
-            .map(str::to_string)
-            .or_else(|| net.ingress_addresses.first().cloned())
-            .ok_or_else(|| Error::Charm(format!("network-get {PEER} gave no address")))
+        ctx.bind_address(PEER)
     }
 
     /// The backend relation's answer, once complete; sets a status when it is not.

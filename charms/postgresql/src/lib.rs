@@ -191,11 +191,7 @@ impl PostgreSql {
     }
 
     fn address(&self, ctx: &mut Context<'_>) -> Result<String> {
-        let net = ctx.network(PEER, None)?;
-        net.bind_address()
-            .map(str::to_string)
-            .or_else(|| net.ingress_addresses.first().cloned())
-            .ok_or_else(|| Error::Charm(format!("network-get {PEER} gave no address")))
+        ctx.bind_address(PEER)
     }
 
     fn waiting(&mut self, why: &str) -> Result<()> {

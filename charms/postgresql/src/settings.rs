@@ -57,25 +57,11 @@ fn invalid(key: &str, value: impl ToString, reason: &str) -> Error {
 }
 
 fn int(cfg: &Config, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
-    match cfg.get_int(key)? {
-        Some(v) if v < min || v > max => {
-            Err(invalid(key, v, &format!("must be between {min} and {max}")))
-        }
-        other => Ok(other),
-    }
+    cfg.get_int_between(key, min, max)
 }
 
 fn one_of(cfg: &Config, key: &str, allowed: &[&str], default: &str) -> Result<String> {
-    let v = cfg.get_str(key)?.unwrap_or_else(|| default.to_string());
-    if allowed.contains(&v.as_str()) {
-        Ok(v)
-    } else {
-        Err(invalid(
-            key,
-            &v,
-            &format!("must be one of {}", allowed.join(", ")),
-        ))
-    }
+    cfg.get_one_of(key, allowed, default)
 }
 
 fn on_off(b: bool) -> String {

@@ -180,6 +180,34 @@ impl Config {
         self.typed(key, Value::as_i64, "an integer")
     }
 
+    /// An int option that must lie in `min..=max` (`None` when unset); outside it is an
+    /// [`Error::InvalidConfig`] naming the option, the value and the range.
+    pub fn get_int_between(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
+        match self.get_int(key)? {
+            Some(v) if v < min || v > max => Err(invalid(
+                key,
+                &Value::from(v),
+                &format!("must be between {min} and {max}"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// A string option that must be one of `allowed`, `default` when unset; anything
+    /// else is an [`Error::InvalidConfig`] naming the option, the value and the choices.
+    pub fn get_one_of(&self, key: &str, allowed: &[&str], default: &str) -> Result<String> {
+        let v = self.get_str(key)?.unwrap_or_else(|| default.to_string());
+        if allowed.contains(&v.as_str()) {
+            Ok(v)
+        } else {
+            Err(invalid(
+                key,
+                &Value::String(v),
+                &format!("must be one of {}", allowed.join(", ")),
+            ))
+        }
+    }
+
     /// A float option (`None` when unset).
     pub fn get_float(&self, key: &str) -> Result<Option<f64>> {
         self.typed(key, Value::as_f64, "a number")

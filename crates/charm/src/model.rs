@@ -384,6 +384,16 @@ impl<'a> Context<'a> {
         self.backend.network_get(binding, rel)
     }
 
+    /// This unit's address on a binding: network-get's bind address, else its first
+    /// ingress address; an error naming the binding when there is neither.
+    pub fn bind_address(&mut self, binding: &str) -> Result<String> {
+        let net = self.network(binding, None)?;
+        net.bind_address()
+            .map(str::to_string)
+            .or_else(|| net.ingress_addresses.first().cloned())
+            .ok_or_else(|| Error::Charm(format!("network-get {binding} gave no address")))
+    }
+
     /// Storage instances of a storage name.
     pub fn storage(&mut self, name: &str) -> Result<Vec<String>> {
         self.backend.storage_list(name)
