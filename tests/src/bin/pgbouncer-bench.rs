@@ -36,8 +36,14 @@ fn all_active(ctl: &Controller, units: &[&str]) -> bool {
     })
 }
 
-/// Runs pgbench; returns transactions per second (without connection time).
-fn pgbench(host: &str, port: u16, user: &str, pw: &str, args: &[&str]) -> anyhow::Result<f64> {
+/// Runs pgbench; returns its standard output.
+fn pgbench_out(
+    host: &str,
+    port: u16,
+    user: &str,
+    pw: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
     let out = Command::new("pgbench")
         .args(["-h", host, "-p", &port.to_string(), "-U", user])
         .args(args)
@@ -53,6 +59,12 @@ fn pgbench(host: &str, port: u16, user: &str, pw: &str, args: &[&str]) -> anyhow
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    Ok(text)
+}
+
+/// Runs pgbench; returns transactions per second (without connection time).
+fn pgbench(host: &str, port: u16, user: &str, pw: &str, args: &[&str]) -> anyhow::Result<f64> {
+    let text = pgbench_out(host, port, user, pw, args)?;
     text.lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.split_whitespace().nth(2))
@@ -144,7 +156,7 @@ fn run() -> anyhow::Result<()> {
     let (pg_addr, pgb_addr) = (address(ctl, "postgresql/0"), address(ctl, "pgbouncer/0"));
     let secs = seconds.to_string();
     let c = clients.to_string();
-    pgbench(&pg_addr, 5432, &user, &pw, &["-i", "-q", "-s", "10"])?;
+    pgbench_out(&pg_addr, 5432, &user, &pw, &["-i", "-q", "-s", "10"])?;
     let run = |host: &str, port: u16| {
         pgbench(
             host,
