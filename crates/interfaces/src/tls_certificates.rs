@@ -26,6 +26,7 @@ use rcgen::{
     DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 /// What went wrong, naming the input.
@@ -570,7 +571,21 @@ impl CertificateAuthority {
             ];
             p.extended_key_usages = Vec::new();
         } else {
-            p.is_ca = IsCa::ExplicitNoCa;
+            // rcgen's ExplicitNoCa writes `cA FALSE` explicitly, which DER forbids (it is
+            // the default) and which Python's cryptography, hence Canonical's library,
+            // refuses to parse. Write what DER wants instead: BasicConstraints as an empty
+            // SEQUENCE, critical, and the subject key identifier rcgen then leaves out.
+            p.is_ca = IsCa::NoCa;
+            let mut basic =
+                rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0]);
+            basic.set_criticality(true);
+            let digest = sha2::Sha256::digest(rcgen::PublicKeyData::der_bytes(&csr.public_key));
+            let mut ski = vec![0x04, 20];
+            ski.extend_from_slice(&digest[..20]);
+            p.custom_extensions = vec![
+                rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 14], ski),
+                basic,
+            ];
             p.key_usages = vec![
                 KeyUsagePurpose::DigitalSignature,
                 KeyUsagePurpose::KeyEncipherment,

@@ -300,3 +300,169 @@ fn send_ca_cert_writes_v1_and_v0_for_requirers_that_did_not_say_version_1() {
         .iter()
         .all(|r| r.local_app_data["version"] == "1"));
 }
+
+/// Runs `script` with the test Python (WARD_TEST_PYTHON, with `cryptography`), feeding
+/// `input` as JSON on stdin and reading JSON from stdout; `None` when there is none.
+fn python(script: &str, input: serde_json::Value) -> Option<serde_json::Value> {
+    use std::io::Write;
+    let py = std::env::var("WARD_TEST_PYTHON").ok()?;
+    let mut child = std::process::Command::new(py)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("JSON from python"))
+}
+
+/// A requirer as Canonical's v4 library makes one: RSA 2048, CN + x500UniqueIdentifier
+/// (uuid4) + O, SANs, SHA-256, the bag written with json.dumps.
+const PY_REQUIRER: &str = r#"
+import json, sys, uuid, ipaddress
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+name = x509.Name([
+    x509.NameAttribute(NameOID.COMMON_NAME, "pg-0.ward.local"),
+    x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, str(uuid.uuid4())),
+    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ward"),
+])
+sans = x509.SubjectAlternativeName({x509.DNSName("pg-0.ward.local"), x509.IPAddress(ipaddress.ip_address("127.1.0.9"))})
+csr = x509.CertificateSigningRequestBuilder().subject_name(name).add_extension(sans, critical=False).sign(key, hashes.SHA256())
+pem = csr.public_bytes(serialization.Encoding.PEM).decode().strip()
+bag = json.dumps([{"certificate_signing_request": pem, "ca": False}])
+print(json.dumps({"bag": bag, "csr": pem, "key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()}))
+"#;
+
+/// Reads our provider's bag as Canonical's library would and checks the certificate.
+const PY_CHECK: &str = r#"
+import json, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+inp = json.load(sys.stdin)
+certs = json.loads(inp["bag"])
+assert len(certs) == 1, certs
+c = certs[0]
+assert c["certificate_signing_request"].strip() == inp["csr"].strip()
+cert = x509.load_pem_x509_certificate(c["certificate"].encode())
+ca = x509.load_pem_x509_certificate(c["ca"].encode())
+cert.verify_directly_issued_by(ca)
+key = serialization.load_pem_private_key(inp["key"].encode(), None)
+assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+assert "pg-0.ward.local" in sans.get_values_for_type(x509.DNSName)
+assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+assert cert.subject.get_attributes_for_oid(NameOID.X500_UNIQUE_IDENTIFIER)
+assert [x.public_bytes(serialization.Encoding.PEM) for x in map(lambda p: x509.load_pem_x509_certificate(p.encode()), c["chain"])][0] == cert.public_bytes(serialization.Encoding.PEM)
+print(json.dumps({"ok": True}))
+"#;
+
+#[test]
+fn a_csr_made_as_canonicals_library_makes_it_is_signed_and_reads_back_in_python() {
+    let Some(req) = python(PY_REQUIRER, serde_json::json!({})) else {
+        eprintln!("skipped: WARD_TEST_PYTHON is not set");
+        return;
+    };
+    let ca = CertificateAuthority::generate(&CaConfig::new("Ward CA")).unwrap();
+    let rel = Relation::new("certificates", 4, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, req["bag"].as_str().unwrap())]);
+    let mut p = provider(&ca);
+    let out = Harness::new("ca/0").run(&mut p, Event::UpdateStatus, leader(vec![rel]));
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(p.report.unwrap().refused.is_empty());
+    let bag = &out.state.relations[0].local_app_data[CERTIFICATES_KEY];
+    let check = python(
+        PY_CHECK,
+        serde_json::json!({"bag": bag, "csr": req["csr"], "key": req["key"]}),
+    )
+    .unwrap();
+    assert_eq!(check["ok"], true);
+}
+
+/// A provider as Canonical's library signs: issuer = the CA's subject, random serial,
+/// SANs copied, BasicConstraints(ca=False), SHA-256; answers every CSR in the bag.
+const PY_PROVIDER: &str = r#"
+import json, sys, datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+inp = json.load(sys.stdin)
+now = datetime.datetime.now(datetime.timezone.utc)
+ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "python CA")])
+ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+      .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=365))
+      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+      .sign(ca_key, hashes.SHA256()))
+ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode().strip()
+out = []
+for r in json.loads(inp["bag"]):
+    csr = x509.load_pem_x509_csr(r["certificate_signing_request"].encode())
+    assert csr.is_signature_valid
+    b = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.subject).public_key(csr.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    b = b.add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
+    cert = b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode().strip()
+    out.append({"certificate": cert, "certificate_signing_request": r["certificate_signing_request"], "ca": ca_pem, "chain": [cert, ca_pem]})
+print(json.dumps({"bag": json.dumps(out)}))
+"#;
+
+struct RustRequirer(Option<interfaces::tls_requirer::Issued>);
+impl Charm for RustRequirer {
+    fn handle(&mut self, ctx: &mut Context<'_>, _: &Event) -> charm::Result<()> {
+        self.0 = interfaces::tls_requirer::TlsRequirer::new("certificates").reconcile(
+            ctx,
+            &CsrRequest::new("db-0")
+                .dns("db-0.ward.local")
+                .ip("127.1.0.3".parse().unwrap()),
+        )?;
+        Ok(())
+    }
+}
+
+#[test]
+fn our_requirer_csr_is_signed_by_a_python_provider_and_its_answer_accepted() {
+    let mut charm = RustRequirer(None);
+    let state = State {
+        relations: vec![Relation::new("certificates", 5, "ca")],
+        ..State::default()
+    };
+    let out = Harness::new("db/0").run(&mut charm, Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let bag = out.state.relations[0].local_unit_data[REQUESTS_KEY].clone();
+    let Some(answer) = python(PY_PROVIDER, serde_json::json!({ "bag": bag })) else {
+        eprintln!("skipped: WARD_TEST_PYTHON is not set");
+        return;
+    };
+    let mut state = out.state;
+    state.relations[0].remote_app_data = [(
+        CERTIFICATES_KEY.to_string(),
+        answer["bag"].as_str().unwrap().to_string(),
+    )]
+    .into();
+    let out = Harness::new("db/0").run(&mut charm, Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let issued = charm
+        .0
+        .expect("the Python provider's certificate is accepted");
+    assert!(certificate_matches_key(&issued.certificate, &issued.private_key).unwrap());
+    assert!(issued.ca.contains("BEGIN CERTIFICATE"));
+}
