@@ -11,6 +11,27 @@ use interfaces::tls_certificates::parse_certificates;
 use serde_json::json;
 use ward_e2e::{assert_no_hook_failed, copy_dir, workload, Model};
 
+const TRUST_METADATA: &str = "name: trust
+summary: A shell charm that only needs the CA (certificate_transfer v1).
+requires:
+  receive-ca-cert:
+    interface: certificate_transfer
+";
+
+const TRUST_DISPATCH: &str = r#"#!/bin/sh
+set -e
+case "$JUJU_DISPATCH_PATH" in
+  hooks/receive-ca-cert-relation-joined)
+    if [ "$(is-leader --format=json)" = "true" ]; then relation-set --app version=1; fi
+    ;;
+  hooks/receive-ca-cert-relation-changed)
+    relation-get --app --format=json - "$JUJU_REMOTE_APP" > provider.json
+    n=$(python3 -c 'import json; b = json.load(open("provider.json")); print(len(json.loads(b.get("certificates", "[]"))))')
+    if [ "$n" -gt 0 ]; then status-set active "trusting $n CA certificate(s)"; fi
+    ;;
+esac
+"#;
+
 fn settle(ctl: &Controller, what: &str, done: impl FnMut(&Controller) -> bool) {
     ward_e2e::settle(ctl, what, Duration::from_secs(60), done).unwrap_or_else(|e| panic!("{e}"));
 }
@@ -127,6 +148,40 @@ fn a_requirer_gets_a_certificate_that_openssl_verifies() {
                 )
         })
     });
+
+    // send-ca-cert: a requirer of the certificate_transfer interface says version 1 and
+    // gets the current CA in the v1 app bag.
+    let trust = home.path().join("trust");
+    std::fs::create_dir_all(&trust).unwrap();
+    std::fs::write(trust.join("metadata.yaml"), TRUST_METADATA).unwrap();
+    std::fs::write(trust.join("dispatch"), TRUST_DISPATCH).unwrap();
+    std::fs::set_permissions(
+        trust.join("dispatch"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    ctl.deploy("trust", &trust, 1, BTreeMap::new()).unwrap();
+    let transfer = ctl.integrate("self-signed-certificates", "trust").unwrap();
+    settle(&ctl, "the trusting app to get the CA", |c| {
+        workload(c, "trust/0") == ("active".into(), "trusting 1 CA certificate(s)".into())
+    });
+    let bag = ctl
+        .relation_data(transfer, "self-signed-certificates")
+        .unwrap();
+    assert_eq!(bag["version"], "1");
+    let sent: Vec<String> = serde_json::from_str(&bag["certificates"]).unwrap();
+    let current = parse_certificates(
+        &ctl.relation_data(rel, "self-signed-certificates").unwrap()["certificates"],
+    )
+    .unwrap()[0]
+        .ca
+        .clone();
+    assert_eq!(sent, vec![current]);
+    assert_eq!(
+        ctl.relation_data(transfer, "trust").unwrap()["version"],
+        "1",
+        "the requirer said version 1"
+    );
 
     // Invalid config blocks with the option named, and issues nothing new.
     ctl.set_config(
