@@ -68,6 +68,9 @@ pub const USERS_REVISION_KEY: &str = "system-users-revision";
 /// auth user and function it needs through `interfaces::pgbouncer_auth` instead.
 pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
 
+/// How long a hook waits for Patroni to flag a restart after a restart-only setting
+/// changed (its loop runs every 5 s).
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
 /// How long a hook waits for Patroni to report the unit running after starting it.
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
@@ -294,13 +297,29 @@ impl PostgreSql {
                     // Not fatal: right after patroni.yml changed (a new Patroni password)
                     // Patroni may not have reloaded yet; the next hook tries again. A
                     // failed hook would also throw away what it wrote, secrets included.
-                    if let Err(e) =
-                        self.apply_dynamic_config(&address, &settings, units, &passwords.patroni)
+                    match self.apply_dynamic_config(&address, &settings, units, &passwords.patroni)
                     {
-                        ctx.log(
+                        Ok(params_changed) => {
+                            match self.restart_pending(&address, &passwords.patroni, params_changed)
+                            {
+                                Ok(restarted) if !restarted.is_empty() => ctx.log(
+                                    LogLevel::Info,
+                                    &format!(
+                                        "restarted PostgreSQL for new settings, one member at a time: {}",
+                                        restarted.join(", ")
+                                    ),
+                                )?,
+                                Ok(_) => {}
+                                Err(e) => ctx.log(
+                                    LogLevel::Warning,
+                                    &format!("PostgreSQL restart for new settings not done yet: {e}"),
+                                )?,
+                            }
+                        }
+                        Err(e) => ctx.log(
                             LogLevel::Warning,
                             &format!("Patroni's cluster settings not applied yet: {e}"),
-                        )?;
+                        )?,
                     }
                 }
                 if leader && role == "primary" && !app_bag.contains_key(ROLES_KEY) {
@@ -367,7 +386,7 @@ impl PostgreSql {
         settings: &settings::Settings,
         units: usize,
         patroni_pw: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (code, current) = self
             .patroni
             .request(address, "GET", "/config", None, None)
@@ -380,18 +399,31 @@ impl PostgreSql {
         // Strict mode with no replica would refuse every write.
         let strict = settings.synchronous_mode && settings.synchronous_mode_strict && units > 1;
         let node_count = settings.synchronous_node_count.resolve(units);
+        let dcs_params = patroni::dcs_parameters(settings);
         let wanted = json!({
             "synchronous_mode": settings.synchronous_mode,
             "synchronous_mode_strict": strict,
             "synchronous_node_count": node_count,
             "maximum_lag_on_failover": settings.maximum_lag_on_failover,
+            "postgresql": {"parameters": dcs_params},
         });
-        let differs = wanted.as_object().is_some_and(|w| {
-            w.iter()
-                .any(|(k, v)| current.get(k).unwrap_or(&serde_json::Value::Null) != v)
+        let current_params = &current["postgresql"]["parameters"];
+        let params_differ = dcs_params.as_object().is_some_and(|w| {
+            w.iter().any(|(k, v)| {
+                current_params
+                    .get(k)
+                    .map(|c| c.to_string().trim_matches('"').to_string())
+                    != Some(v.to_string().trim_matches('"').to_string())
+            })
         });
+        let differs = params_differ
+            || wanted.as_object().is_some_and(|w| {
+                w.iter()
+                    .filter(|(k, _)| *k != "postgresql")
+                    .any(|(k, v)| current.get(k).unwrap_or(&serde_json::Value::Null) != v)
+            });
         if !differs {
-            return Ok(());
+            return Ok(false);
         }
         let (code, body) = self
             .patroni
@@ -402,7 +434,57 @@ impl PostgreSql {
                 "Patroni refused the config change ({code}): {body}"
             )));
         }
-        Ok(())
+        Ok(params_differ)
+    }
+
+    /// Restarts, one member at a time (replicas first, the primary last), the members
+    /// Patroni says need it for settings that only take effect on restart. After a
+    /// change of those settings (`just_changed`) it first gives Patroni's loop a moment to
+    /// notice. Returns the members restarted.
+    fn restart_pending(
+        &self,
+        address: &str,
+        patroni_pw: &str,
+        just_changed: bool,
+    ) -> Result<Vec<String>> {
+        let pending = |host: &str| {
+            self.patroni
+                .request(host, "GET", "/patroni", None, None)
+                .map(|(_, v)| v["pending_restart"].as_bool() == Some(true))
+                .unwrap_or(false)
+        };
+        if just_changed {
+            let deadline = std::time::Instant::now() + self.start_wait.min(PENDING_WAIT);
+            while !pending(address) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+        let mut members = patroni::cluster(self.patroni.as_ref(), address)
+            .map_err(|e| Error::Charm(format!("cannot ask Patroni for the members: {e}")))?;
+        members.sort_by_key(|m| patroni::is_primary_role(&m.1));
+        let mut restarted = Vec::new();
+        for (name, _, host) in members {
+            if host.is_empty() || !pending(&host) {
+                continue;
+            }
+            let (code, body) = self
+                .patroni
+                .request(
+                    &host,
+                    "POST",
+                    "/restart",
+                    Some(&json!({})),
+                    Some(patroni_pw),
+                )
+                .map_err(|e| Error::Charm(format!("cannot ask {name} to restart: {e}")))?;
+            if code != 200 {
+                return Err(Error::Charm(format!(
+                    "Patroni refused to restart {name} ({code}): {body}"
+                )));
+            }
+            restarted.push(patroni::unit_of(&name));
+        }
+        Ok(restarted)
     }
 
     /// TLS from `certificates`: a CSR for this unit's address; once issued, the key,

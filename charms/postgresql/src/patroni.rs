@@ -57,11 +57,43 @@ pub struct Member<'a> {
     pub tls: bool,
 }
 
+/// Parameters Patroni takes only from its cluster-wide (DCS) config: set in patroni.yml's
+/// `postgresql.parameters` they are ignored, so they go in `bootstrap.dcs` and, later,
+/// through `PATCH /config`.
+pub const DCS_PARAMETERS: [&str; 9] = [
+    "max_connections",
+    "max_locks_per_transaction",
+    "max_worker_processes",
+    "max_prepared_transactions",
+    "wal_level",
+    "track_commit_timestamp",
+    "max_wal_senders",
+    "max_replication_slots",
+    "wal_keep_size",
+];
+
+/// The cluster-wide parameters: replication's fixed ones and those of [`DCS_PARAMETERS`]
+/// the config sets.
+pub fn dcs_parameters(settings: &Settings) -> Value {
+    let mut p = serde_json::Map::new();
+    p.insert("wal_level".into(), json!("replica"));
+    p.insert("hot_standby".into(), json!("on"));
+    p.insert("wal_log_hints".into(), json!("on"));
+    for (k, v) in &settings.parameters {
+        if DCS_PARAMETERS.contains(&k.as_str()) {
+            p.insert(k.clone(), json!(v));
+        }
+    }
+    Value::Object(p)
+}
+
 /// Renders patroni.yml (JSON is YAML).
 pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> String {
     let mut parameters = serde_json::Map::new();
     for (k, v) in &settings.parameters {
-        parameters.insert(k.clone(), json!(v));
+        if !DCS_PARAMETERS.contains(&k.as_str()) {
+            parameters.insert(k.clone(), json!(v));
+        }
     }
     parameters.insert("password_encryption".into(), json!("scram-sha-256"));
     parameters.insert(
@@ -109,7 +141,7 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         "synchronous_mode": settings.synchronous_mode,
         "synchronous_mode_strict": settings.synchronous_mode && settings.synchronous_mode_strict && !member.peers.is_empty(),
         "synchronous_node_count": settings.synchronous_node_count.resolve(member.peers.len() + 1),
-        "postgresql": {"use_pg_rewind": true, "parameters": {"wal_level": "replica", "hot_standby": "on", "wal_log_hints": "on"}},
+        "postgresql": {"use_pg_rewind": true, "parameters": dcs_parameters(settings)},
     });
     let raft_partners: Vec<String> = member
         .peers

@@ -817,12 +817,27 @@ fn synchronous_mode_from_config_is_patched_into_patronis_dcs() {
             "synchronous_mode_strict": true,
             "synchronous_node_count": 1,
             "maximum_lag_on_failover": 1048576,
+            // Cluster-wide parameters go through the DCS too (Patroni ignores them in
+            // patroni.yml's postgresql.parameters).
+            "postgresql": {"parameters": {
+                "hot_standby": "on",
+                "max_connections": "200",
+                "wal_level": "replica",
+                "wal_log_hints": "on",
+            }},
         }))
     );
     let yml: serde_json::Value =
         serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
             .unwrap();
     assert_eq!(yml["bootstrap"]["dcs"]["synchronous_mode"], true);
+    assert_eq!(
+        yml["bootstrap"]["dcs"]["postgresql"]["parameters"]["max_connections"],
+        "200"
+    );
+    assert!(yml["postgresql"]["parameters"]
+        .get("max_connections")
+        .is_none());
 }
 
 #[test]
@@ -1040,4 +1055,39 @@ fn a_client_that_cannot_be_served_yet_does_not_lose_the_new_system_users() {
         .unit_status
         .message
         .starts_with("cannot serve database clients yet: psql on"));
+}
+
+#[test]
+fn a_restart_only_setting_restarts_members_one_at_a_time_replicas_first() {
+    let fakes = Fakes::primary();
+    fakes.patroni.answer(
+        "GET",
+        "/patroni",
+        200,
+        json!({"state": "running", "role": "master", "server_version": 150014, "pending_restart": true}),
+    );
+    fakes
+        .patroni
+        .answer("POST", "/restart", 200, json!("restarted successfully"));
+    let mut state = leader_state(vec![bootstrapped_peers()]);
+    state.config = json!({"experimental_max_connections": 300})
+        .as_object()
+        .unwrap()
+        .clone();
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::ConfigChanged, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let restarts: Vec<String> = fakes
+        .patroni
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.path == "/restart")
+        .map(|c| {
+            assert!(c.authenticated);
+            c.address
+        })
+        .collect();
+    assert_eq!(restarts, [PEER_ADDRESS.to_string(), ME.to_string()]);
+    assert!(out.logs.iter().any(|(_, l)| l.contains(
+        "restarted PostgreSQL for new settings, one member at a time: postgresql/1, postgresql/0"
+    )));
 }
