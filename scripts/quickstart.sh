@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job, driven by the `ward` CLI the way a user would: install what is missing,
 # build Ward and its charms in release, bootstrap a local controller, deploy PostgreSQL
-# (3 units under Patroni) and the self-signed certificate authority, integrate them for
-# TLS, wait with visible progress until everything is active/idle, run get-password, then
-# print a psql command (sslmode=verify-full against the CA) and run it once.
+# (3 units under Patroni), PgBouncer and the self-signed certificate authority, integrate
+# them (postgresql:certificates, pgbouncer:certificates, pgbouncer:backend-database),
+# wait with visible progress until everything is active/idle, run get-password, relate a
+# client application to PgBouncer, then print a psql command that connects through
+# PgBouncer with sslmode=verify-full against the CA, and run it once.
 #
 #   ./scripts/quickstart.sh           # reuse the running controller and model if there is one
 #   ./scripts/quickstart.sh --fresh   # destroy this WARD_HOME's controller first, start over
@@ -32,9 +34,8 @@ bash scripts/deps.sh
 
 # ward, ward-pebble, ward-jujuc, ward-hook-runner, and the charms laid out under
 # target/charms/ for `ward deploy <name>`.
-# PGBOUNCER: add `pgbouncer` to this list once charms/pgbouncer is complete.
 step "building Ward and its charms (release)"
-bash scripts/build-charms.sh --with-tools postgresql self-signed-certificates
+bash scripts/build-charms.sh --with-tools postgresql pgbouncer self-signed-certificates
 bin=${CARGO_TARGET_DIR:-$root/target}/release
 ward() { "$bin/ward" "$@"; }
 
@@ -68,15 +69,17 @@ fi
 step "ward bootstrap"
 ward bootstrap --substrate sandbox
 
-step "ward deploy postgresql -n 3 · ward deploy self-signed-certificates"
+step "ward deploy postgresql -n 3 · pgbouncer · self-signed-certificates"
 deploy postgresql -n 3 --config profile=testing
+deploy pgbouncer
 deploy self-signed-certificates
-# PGBOUNCER: once the charm is complete, add here:
-#   deploy pgbouncer
 integrate postgresql:certificates self-signed-certificates:certificates
-# PGBOUNCER: and these two integrations:
-#   integrate pgbouncer:certificates self-signed-certificates:certificates
-#   integrate pgbouncer:backend-database postgresql:database
+integrate pgbouncer:certificates self-signed-certificates:certificates
+integrate pgbouncer:backend-database postgresql:database
+# A stand-in for your application: a small shell charm that asks for database `myapp`
+# on the postgresql_client interface. PgBouncer makes the database and a user for it.
+deploy "$root/tests/charms/db-client" myapp --config database=myapp
+integrate myapp:database pgbouncer:database
 
 step "ward wait (until every unit is active/idle)"
 ward wait --timeout 5m
@@ -89,17 +92,25 @@ echo "the operator password has ${#password} characters (\`ward run postgresql/l
 ca=$root/target/ward-ca.pem
 ward run self-signed-certificates/leader get-ca-certificate --format json |
   python3 -c 'import json,sys; print(next(iter(json.load(sys.stdin).values()))["results"]["ca-certificate"])' >"$ca"
-primary=$(action_result postgresql/leader get-primary primary)
-host=$(unit_address "$primary")
-port=5432
-# PGBOUNCER: connect through PgBouncer instead (and, if PgBouncer does not accept the
-# operator user, take the user and password its charm documents instead of get-password's):
-#   host=$(unit_address pgbouncer/0); port=6432
-conn="host=$host port=$port user=operator dbname=postgres sslmode=verify-full sslrootcert=$ca"
+# The application's credentials: the secret PgBouncer granted it on the relation.
+secret=$(ward secrets --format json | python3 -c '
+import json, re, sys
+for sid, s in json.load(sys.stdin).items():
+    if re.fullmatch(r"database\.\d+\.user\.secret", s.get("label", "")) and any(
+        a.get("target", "").startswith("myapp") for a in s.get("access", [])
+    ):
+        print(sid)
+        break')
+creds() { ward show-secret "$secret" --reveal --format json | python3 -c 'import json,sys; print(next(iter(json.load(sys.stdin).values()))["content"][sys.argv[1]])' "$1"; }
+app_user=$(creds username)
+app_password=$(creds password)
+echo "myapp's user is $app_user (\`ward show-secret $secret --reveal\` shows its password)"
+host=$(unit_address pgbouncer/0)
+conn="host=$host port=6432 user=$app_user dbname=myapp sslmode=verify-full sslrootcert=$ca"
 
-step "connect with psql (TLS, verify-full against the CA; it asks for the password)"
+step "connect with psql through PgBouncer (TLS, verify-full against the CA; it asks for the password)"
 echo "  psql \"$conn\""
-PGPASSWORD=$password PGCONNECT_TIMEOUT=10 psql "$conn" -v ON_ERROR_STOP=1 -c \
+PGPASSWORD=$app_password PGCONNECT_TIMEOUT=10 psql "$conn" -v ON_ERROR_STOP=1 -c \
   "SELECT 'connected to ' || current_setting('server_version') || ' on ' || inet_server_addr() || ' as ' || current_user || ', TLS ' || (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ward"
 
 step "done in $((SECONDS - started)) s. The controller keeps running: \`$bin/ward status\`; \`$bin/ward destroy --yes\` removes it"

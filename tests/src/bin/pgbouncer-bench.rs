@@ -156,6 +156,11 @@ fn run() -> anyhow::Result<()> {
     let (pg_addr, pgb_addr) = (address(ctl, "postgresql/0"), address(ctl, "pgbouncer/0"));
     let secs = seconds.to_string();
     let c = clients.to_string();
+    let max = ward_e2e::psql(&pg_addr, &user, &pw, "appdb", "SHOW max_connections")
+        .map_err(|e| anyhow::anyhow!("psql: {e}"))?;
+    if max.parse::<u32>().unwrap_or(0) < clients + 10 {
+        bail!("PostgreSQL has max_connections = {max}, too few for {clients} clients");
+    }
     pgbench_out(&pg_addr, 5432, &user, &pw, &["-i", "-q", "-s", "10"])?;
     let run = |host: &str, port: u16| {
         pgbench(
