@@ -115,7 +115,7 @@ fn run() -> anyhow::Result<()> {
         Some(&bin(bins, "e2e-hook-runner")),
     )?;
     let ctl = &model.ctl;
-    let max = (clients + 50).to_string();
+    let max = (clients + 120).to_string();
     ctl.deploy(
         "postgresql",
         &pg,
