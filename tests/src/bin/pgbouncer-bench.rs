@@ -2,7 +2,8 @@
 //! PostgreSQL, measured in the same run against the same one-unit postgresql, as the
 //! client user PgBouncer made. Prints a table and the ratio (target ≥ 1.0).
 //!
-//! `pgbouncer-bench <project root> [clients] [seconds]`; bench/run.sh runs it.
+//! `pgbouncer-bench <project root> [clients] [seconds] [max_db_connections]`; bench/run.sh
+//! runs it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -84,6 +85,9 @@ fn run() -> anyhow::Result<()> {
     );
     let clients: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
     let seconds: u32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(15);
+    // Server connections PgBouncer may open for the database (all workers together): a
+    // few per core is what a pooler is for.
+    let pool: i64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(16);
     let exe = std::env::current_exe()?;
     let bins = exe.parent().context("no bin dir")?;
     let home = tempfile::Builder::new()
@@ -133,7 +137,11 @@ fn run() -> anyhow::Result<()> {
         "pgbouncer",
         &pgb,
         1,
-        [("pool_mode".to_string(), json!("transaction"))].into(),
+        [
+            ("pool_mode".to_string(), json!("transaction")),
+            ("max_db_connections".to_string(), json!(pool)),
+        ]
+        .into(),
     )?;
     ctl.deploy(
         "app",
@@ -181,12 +189,12 @@ fn run() -> anyhow::Result<()> {
     println!("| path | clients | tps (pgbench -S, {seconds} s) |");
     println!("|---|---|---|");
     println!("| direct to PostgreSQL (mean of 2) | {clients} | {direct:.0} |");
-    println!("| through PgBouncer (2 workers, transaction pooling) | {clients} | {b:.0} |");
+    println!("| through PgBouncer (2 workers, transaction pooling, max_db_connections={pool}) | {clients} | {b:.0} |");
     println!(
         "| **ratio PgBouncer / direct** | | **{:.2}** (target ≥ 1.0) |",
         b / direct
     );
-    let json = json!({"clients": clients, "seconds": seconds, "direct_tps": direct, "pgbouncer_tps": b, "ratio": b / direct});
+    let json = json!({"clients": clients, "seconds": seconds, "max_db_connections": pool, "direct_tps": direct, "pgbouncer_tps": b, "ratio": b / direct});
     std::fs::create_dir_all(root.join("bench/results"))?;
     std::fs::write(root.join("bench/results/pgbouncer.json"), json.to_string())?;
     Ok(())
