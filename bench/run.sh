@@ -38,4 +38,10 @@ PY
   echo "## ward-demo: PostgreSQL (3 units) + self-signed-certificates from nothing to active/idle"
   cargo build --release --quiet -p ward-e2e --bins
   "${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root" | grep -E "active/idle after|psql:"
+  echo
+  echo "## PostgreSQL: deploy → active (1 and 3 units), write downtime and lost rows when the primary dies"
+  "${CARGO_TARGET_DIR:-target}/release/pg-bench" "$root"
+  echo
+  echo "## pgbench -S, 200 clients: through PgBouncer vs straight to PostgreSQL (same run)"
+  "${CARGO_TARGET_DIR:-target}/release/pgbouncer-bench" "$root" 200 15
 } | tee "$out"
