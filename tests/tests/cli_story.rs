@@ -1,6 +1,7 @@
 //! The tutorial's story (docs/tutorial/getting-started.md), driven through the real
 //! `ward` binary exactly as a user types it: bootstrap on a temporary WARD_HOME and a free
-//! port (bubblewrap sandboxes), deploy PostgreSQL (3 units) and the self-signed CA by name,
+//! port (bubblewrap sandboxes), deploy PostgreSQL (3 units), PgBouncer, the self-signed CA
+//! and a client application (through PgBouncer) by name,
 //! integrate them, wait, get-password, psql over TLS with sslmode=verify-full, rotate the
 //! operator password with set-password, remove the relation, destroy.
 //!
@@ -120,6 +121,7 @@ impl Shell {
     fn lay_out_charms(&self) -> Result<()> {
         for (name, bin) in [
             ("postgresql", env!("CARGO_BIN_EXE_postgresql-charm")),
+            ("pgbouncer", env!("CARGO_BIN_EXE_pgbouncer-charm")),
             ("self-signed-certificates", env!("CARGO_BIN_EXE_ssc-charm")),
         ] {
             let dir = self.dir.path().join("charms").join(name);
@@ -273,12 +275,33 @@ fn a_user_deploys_postgresql_with_tls_rotates_a_password_and_tears_it_down() -> 
         "--config",
         "profile=testing",
     ])?;
+    sh.ward(&["deploy", "pgbouncer"])?;
     sh.ward(&["deploy", "self-signed-certificates"])?;
     sh.ward(&[
         "integrate",
         "postgresql:certificates",
         "self-signed-certificates:certificates",
     ])?;
+    sh.ward(&[
+        "integrate",
+        "pgbouncer:certificates",
+        "self-signed-certificates:certificates",
+    ])?;
+    sh.ward(&[
+        "integrate",
+        "pgbouncer:backend-database",
+        "postgresql:database",
+    ])?;
+    // A stand-in for the user's application, on PgBouncer.
+    let client = project().join("tests/charms/db-client");
+    sh.ward(&[
+        "deploy",
+        client.to_str().context("path")?,
+        "myapp",
+        "--config",
+        "database=myapp",
+    ])?;
+    sh.ward(&["integrate", "myapp:database", "pgbouncer:database"])?;
     sh.ward(&["wait", "--timeout", "5m"])?;
     sh.ward(&["status"])?;
     let s = sh.json(&["status", "--format", "json"])?;
@@ -319,6 +342,53 @@ fn a_user_deploys_postgresql_with_tls_rotates_a_password_and_tears_it_down() -> 
         "CREATE TABLE story (v text); INSERT INTO story VALUES ('before rotation')",
     )
     .map_err(anyhow::Error::msg)?;
+
+    // The application's credentials, from the secret PgBouncer granted it; psql through
+    // PgBouncer with verify-full.
+    let secrets = sh.json(&["secrets", "--format", "json"])?;
+    let secret = secrets
+        .as_object()
+        .context("secrets")?
+        .iter()
+        .find(|(_, s)| {
+            s["label"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("database.") && l.ends_with(".user.secret"))
+                && s["access"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|g| g["target"].as_str().is_some_and(|t| t.starts_with("myapp")))
+                })
+        })
+        .map(|(id, _)| id.clone())
+        .with_context(|| format!("no secret granted to myapp: {secrets:#}"))?;
+    let shown = sh.json(&["show-secret", &secret, "--reveal", "--format", "json"])?;
+    let content = &shown[&secret]["content"];
+    let (app_user, app_password) = (
+        content["username"]
+            .as_str()
+            .context("username")?
+            .to_string(),
+        content["password"]
+            .as_str()
+            .context("password")?
+            .to_string(),
+    );
+    let pgb = sh.address("pgbouncer/0")?;
+    let via_pgbouncer = format!(
+        "host={pgb} port=6432 user={app_user} dbname=myapp sslmode=verify-full sslrootcert={}",
+        ca_path.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let through = loop {
+        match psql(&via_pgbouncer, &app_password, "SELECT current_user") {
+            Ok(u) => break u,
+            Err(e) if Instant::now() > deadline => {
+                bail!("psql \"{via_pgbouncer}\": {e}\n{}", sh.logs())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
+    assert_eq!(through, app_user);
 
     // Rotate the operator's password: the new one works, the old one no longer does.
     let new = sh.action_value(
