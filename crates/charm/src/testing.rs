@@ -442,6 +442,15 @@ impl Memory {
     /// A backend for `unit` over `state`, with action parameters `params`.
     pub fn new(unit: &str, state: State, params: Value) -> Self {
         let app = unit.split('/').next().unwrap_or(unit).to_string();
+        // New secrets are numbered after those the state already holds, so a secret made
+        // in a later run never takes the id of one made in an earlier run.
+        let next_secret = state
+            .secrets
+            .iter()
+            .filter_map(|s| s.id.strip_prefix("secret:harness")?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
         Self {
             unit: unit.into(),
             app,
@@ -450,7 +459,7 @@ impl Memory {
             logs: Vec::new(),
             unit_status_history: Vec::new(),
             action: ActionOutput::default(),
-            next_secret: 1,
+            next_secret,
         }
     }
 

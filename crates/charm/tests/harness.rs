@@ -238,3 +238,30 @@ fn stored_state_ports_and_storage_round_trip() {
     assert_eq!(out.state.stored["initialised"], "yes");
     assert!(out.state.opened_ports.contains(&charm::Port::tcp(5432)));
 }
+
+#[test]
+fn secrets_made_in_later_runs_get_new_ids() {
+    let mut charm = Scripted(|ctx: &mut Context<'_>, _: &Event| {
+        let n = ctx.secret_ids()?.len();
+        ctx.add_secret(
+            &bag(&[("count", &n.to_string())]),
+            SecretOwner::Application,
+            &SecretOptions {
+                label: Some(format!("s{n}")),
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    });
+    let leader = State {
+        leader: true,
+        ..State::default()
+    };
+    let first = Harness::new("app/0").run(&mut charm, Event::UpdateStatus, leader);
+    assert!(first.error.is_none(), "{:?}", first.error);
+    let second = Harness::new("app/0").run(&mut charm, Event::UpdateStatus, first.state);
+    assert!(second.error.is_none(), "{:?}", second.error);
+    let ids: Vec<&str> = second.state.secrets.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1], "{ids:?}");
+}
