@@ -236,7 +236,7 @@ pub struct AppStatus {
 pub struct RelationStatus {
     /// Id.
     pub id: i64,
-    /// `app:ep` per side.
+    /// `app:ep` per side, the provider's first.
     pub endpoints: Vec<String>,
     /// Interface.
     pub interface: String,
@@ -947,11 +947,14 @@ impl Controller {
                 .into_iter()
                 .map(|r| RelationStatus {
                     id: r.id,
-                    endpoints: r
-                        .endpoints
-                        .iter()
-                        .map(|e| format!("{}:{}", e.app, e.endpoint))
-                        .collect(),
+                    // The provider first, as `juju status` lists "Integration provider".
+                    endpoints: {
+                        let mut eps: Vec<_> = r.endpoints.iter().collect();
+                        eps.sort_by_key(|e| e.role != crate::charmdir::Role::Provider);
+                        eps.iter()
+                            .map(|e| format!("{}:{}", e.app, e.endpoint))
+                            .collect()
+                    },
                     interface: r
                         .endpoints
                         .first()
