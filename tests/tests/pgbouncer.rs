@@ -115,9 +115,8 @@ fn clients_reach_postgresql_through_pgbouncer() {
     .unwrap();
     let ctl = &model.ctl;
     let rt = &model.rt;
-    // The postgresql leader republishes endpoints on its next hook after a switchover.
-    ctl.set_model_config("update-status-hook-interval", json!("3s"))
-        .unwrap();
+    // No update-status help: a switchover reaches PgBouncer through Patroni's role-change
+    // callback, a Pebble custom notice, and the postgresql leader's next hook.
     ctl.deploy(
         "postgresql",
         &pg,

@@ -62,6 +62,9 @@ pub const CERTIFICATES: &str = "certificates";
 pub const DATABASE: &str = "database";
 /// Peer application bag key: set once the monitoring and backup roles exist.
 pub const ROLES_KEY: &str = "system-roles-created";
+/// Peer unit bag key: changed when Patroni reports a role change of the unit, so that
+/// the leader republishes clients' endpoints.
+pub const ROLE_CHANGED_KEY: &str = "role-changed";
 /// Peer application bag key: bumped when the system users' passwords change.
 pub const USERS_REVISION_KEY: &str = "system-users-revision";
 /// Roles a client may ask for in `extra-user-roles`. No SUPERUSER: PgBouncer gets the
@@ -265,6 +268,11 @@ impl PostgreSql {
             peers,
             tls,
         };
+        let script = patroni::role_change_script();
+        if self.workload.pull(patroni::ROLE_CHANGE_SCRIPT).as_deref() != Some(script.as_bytes()) {
+            self.workload
+                .push_private(patroni::ROLE_CHANGE_SCRIPT, script.as_bytes())?;
+        }
         let config = patroni::config(&member, &settings, &passwords);
         let current = self.workload.pull(patroni::CONFIG_PATH);
         let changed = current.as_deref() != Some(config.as_bytes());
@@ -964,6 +972,22 @@ impl Charm for PostgreSql {
             Event::RelationBroken(r) if r.relation.endpoint == DATABASE => {
                 self.broken = Some(r.relation.id);
                 self.drop_client(ctx, &r.relation)?;
+                self.reconcile(ctx)
+            }
+            Event::PebbleCustomNotice(n) if n.key == patroni::ROLE_CHANGE_KEY => {
+                // Patroni changed this member's role. The leader republishes clients'
+                // endpoints in reconcile; another unit tells it through the peer relation.
+                if !ctx.is_leader()? {
+                    if let Some(rel) = ctx.relation(PEER)? {
+                        let mut data = Bag::new();
+                        // A new value each time (a repeated notice keeps its id).
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis());
+                        data.insert(ROLE_CHANGED_KEY.into(), format!("{}@{now}", n.id));
+                        ctx.set_unit_data(&rel, &data)?;
+                    }
+                }
                 self.reconcile(ctx)
             }
             _ => self.reconcile(ctx),

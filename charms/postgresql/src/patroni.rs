@@ -14,6 +14,16 @@ pub const STORAGE: &str = "/var/lib/postgresql/data";
 pub const CONFIG_PATH: &str = "/var/lib/postgresql/data/patroni.yml";
 /// PostgreSQL's data directory.
 pub const DATA_DIR: &str = "/var/lib/postgresql/data/pgdata";
+/// The script Patroni runs when this member's role changes: it records a Pebble custom
+/// notice, which Juju (and Ward) turn into a `postgresql-pebble-custom-notice` event.
+pub const ROLE_CHANGE_SCRIPT: &str = "/var/lib/postgresql/data/role-change.sh";
+/// The key of that notice.
+pub const ROLE_CHANGE_KEY: &str = "ward.io/postgresql/role-change";
+
+/// The role-change script's content. Patroni calls it with `on_role_change <role> <scope>`.
+pub fn role_change_script() -> String {
+    format!("#!/bin/sh\n# Written by the postgresql charm: Patroni calls it when this member's role changes.\nexec /charm/bin/pebble notify {ROLE_CHANGE_KEY} role=\"$2\"\n")
+}
 /// PostgreSQL's binaries (Debian 12's PostgreSQL 15).
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 /// PostgreSQL's port.
@@ -183,6 +193,9 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
             },
             "parameters": parameters,
             "pg_hba": pg_hba,
+            // The charm hears of a role change at once (not at the next update-status), so
+            // clients' endpoints follow a failover.
+            "callbacks": {"on_role_change": format!("/bin/sh {ROLE_CHANGE_SCRIPT}")},
             // A new replica's pg_basebackup asks for an immediate checkpoint: a spread one
             // after a burst of writes (CREATE DATABASE, say) takes minutes (as upstream).
             "basebackup": [{"checkpoint": "fast"}],

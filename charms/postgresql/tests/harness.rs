@@ -1091,3 +1091,35 @@ fn a_restart_only_setting_restarts_members_one_at_a_time_replicas_first() {
         "restarted PostgreSQL for new settings, one member at a time: postgresql/1, postgresql/0"
     )));
 }
+
+#[test]
+fn a_role_change_notice_on_a_non_leader_pokes_the_leader_through_the_peer_relation() {
+    let fakes = Fakes::primary();
+    let event = Event::PebbleCustomNotice(charm::NoticeEvent {
+        container: "postgresql".into(),
+        id: "3".into(),
+        kind: "custom".into(),
+        key: "ward.io/postgresql/role-change".into(),
+    });
+    let state = State {
+        leader: false,
+        relations: vec![bootstrapped_peers()],
+        secrets: vec![users_secret()],
+        address: ME.into(),
+        ..State::default()
+    };
+    let out = harness("postgresql/0").run(&mut fakes.charm(), event, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let mine = &out.state.relation(0).unwrap().local_unit_data;
+    assert!(mine["role-changed"].starts_with("3@"), "{mine:?}");
+    // Patroni calls the script on a role change; the script records the notice.
+    let w = fakes.workload.state();
+    let script = String::from_utf8(w.files[patroni::ROLE_CHANGE_SCRIPT].content.clone()).unwrap();
+    assert!(script.contains("/charm/bin/pebble notify ward.io/postgresql/role-change"));
+    let yml: serde_json::Value =
+        serde_json::from_slice(&w.files[patroni::CONFIG_PATH].content).unwrap();
+    assert_eq!(
+        yml["postgresql"]["callbacks"]["on_role_change"],
+        format!("/bin/sh {}", patroni::ROLE_CHANGE_SCRIPT)
+    );
+}

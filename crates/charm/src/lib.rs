@@ -58,7 +58,7 @@ pub use backend::{
 };
 pub use config::{Config, ConfigOptions};
 pub use error::{Error, Result};
-pub use event::{Event, HookEnv, RelationEvent, RelationId, SecretEvent};
+pub use event::{Event, HookEnv, NoticeEvent, RelationEvent, RelationId, SecretEvent};
 pub use model::Context;
 pub use workload::{ContainerApi, Workload};
 

@@ -29,6 +29,15 @@ pub enum HookKind {
         /// Container (workload) name.
         workload: String,
     },
+    /// `<c>-pebble-custom-notice`
+    PebbleCustomNotice {
+        /// Container (workload) name.
+        workload: String,
+        /// Notice id.
+        id: String,
+        /// Notice key.
+        key: String,
+    },
     /// `<ep>-relation-created`
     RelationCreated(RelationRef),
     /// `<ep>-relation-joined`
@@ -122,6 +131,7 @@ impl Hook {
             Stop => "stop".into(),
             Remove => "remove".into(),
             PebbleReady { workload } => format!("{workload}-pebble-ready"),
+            PebbleCustomNotice { workload, .. } => format!("{workload}-pebble-custom-notice"),
             RelationCreated(r) => format!("{}-relation-created", r.endpoint),
             RelationJoined(r) => format!("{}-relation-joined", r.endpoint),
             RelationChanged(r) => format!("{}-relation-changed", r.endpoint),
@@ -221,6 +231,12 @@ impl Hook {
         }
         if let HookKind::PebbleReady { workload } = &self.kind {
             push("JUJU_WORKLOAD_NAME", workload.clone());
+        }
+        if let HookKind::PebbleCustomNotice { workload, id, key } = &self.kind {
+            push("JUJU_WORKLOAD_NAME", workload.clone());
+            push("JUJU_NOTICE_ID", id.clone());
+            push("JUJU_NOTICE_TYPE", "custom".into());
+            push("JUJU_NOTICE_KEY", key.clone());
         }
         env
     }

@@ -640,6 +640,30 @@ impl Substrate for SandboxSubstrate {
         ready
     }
 
+    fn custom_notices(&self, placement: &UnitPlacement) -> Vec<crate::substrate::PebbleNotice> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(placement.dir.join("containers")) else {
+            return out;
+        };
+        for e in entries.flatten() {
+            let sock = e.path().join("sock/pebble.socket");
+            if !sock.exists() {
+                continue;
+            }
+            let container = e.file_name().to_string_lossy().to_string();
+            let client = pebble_client::Client::new(&sock);
+            if let Ok(notices) = client.notices_all_users(&["custom"], &[]) {
+                out.extend(notices.into_iter().map(|n| crate::substrate::PebbleNotice {
+                    container: container.clone(),
+                    id: n.id,
+                    key: n.key,
+                    occurrences: n.occurrences,
+                }));
+            }
+        }
+        out
+    }
+
     fn awaiting_containers(&self, placement: &UnitPlacement) -> bool {
         let Ok(entries) = std::fs::read_dir(placement.dir.join("containers")) else {
             return false;

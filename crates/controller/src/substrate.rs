@@ -65,6 +65,10 @@ pub trait Substrate: Send + Sync + 'static {
     fn ready_containers(&self, _placement: &UnitPlacement) -> BTreeSet<String> {
         BTreeSet::new()
     }
+    /// Custom notices in the unit's ready containers' Pebble (none without Pebble).
+    fn custom_notices(&self, _placement: &UnitPlacement) -> Vec<PebbleNotice> {
+        Vec::new()
+    }
     /// True while some of the unit's containers are still starting: the uniter then looks
     /// again soon instead of sleeping until the next event.
     fn awaiting_containers(&self, _placement: &UnitPlacement) -> bool {
@@ -229,4 +233,17 @@ pub(crate) async fn run_process(run: HookInvocation) -> std::io::Result<HookOutp
             stderr,
         })
     }
+}
+
+/// A custom notice in a container's Pebble, as the uniter tracks it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PebbleNotice {
+    /// The container.
+    pub container: String,
+    /// Pebble's notice id.
+    pub id: String,
+    /// Its key (e.g. `ward.io/postgresql/role-change`).
+    pub key: String,
+    /// How many times it occurred: a new occurrence is a new event.
+    pub occurrences: u32,
 }

@@ -335,7 +335,20 @@ impl Client {
 
     /// Notices, optionally filtered by types and keys.
     pub fn notices(&self, types: &[&str], keys: &[&str]) -> Result<Vec<Notice>> {
+        self.notices_of(types, keys, false)
+    }
+
+    /// Notices of every user (`users=all`; Pebble allows it to admins only), optionally
+    /// filtered by types and keys: what Juju watches to emit custom-notice events.
+    pub fn notices_all_users(&self, types: &[&str], keys: &[&str]) -> Result<Vec<Notice>> {
+        self.notices_of(types, keys, true)
+    }
+
+    fn notices_of(&self, types: &[&str], keys: &[&str], all_users: bool) -> Result<Vec<Notice>> {
         let mut q = Vec::new();
+        if all_users {
+            q.push("users=all".to_string());
+        }
         if !types.is_empty() {
             q.push(format!("types={}", http::encode(&types.join(","))));
         }

@@ -2,20 +2,53 @@
 //!
 //! ```text
 //! ward-pebble run [--hold] [--create-dirs] [--http ADDR] [--socket PATH] [--verbose]
+//! ward-pebble notify <key> [name=value ...]
 //! ward-pebble version
 //! ```
+//! `notify` records a custom notice, as `pebble notify` does (Juju turns it into a
+//! `<container>-pebble-custom-notice` event).
 //! `$PEBBLE` (default /var/lib/pebble/default) holds `layers/`; the socket defaults to
 //! `$PEBBLE_SOCKET`, else `$PEBBLE/.pebble.socket`.
 
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: ward-pebble run [--hold] [--create-dirs] [--http ADDR] [--socket PATH] [--verbose]\n       ward-pebble version";
+const USAGE: &str = "usage: ward-pebble run [--hold] [--create-dirs] [--http ADDR] [--socket PATH] [--verbose]\n       ward-pebble notify <key> [name=value ...]\n       ward-pebble version";
+
+fn socket_path() -> PathBuf {
+    std::env::var_os("PEBBLE_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var("PEBBLE").unwrap_or_else(|_| "/var/lib/pebble/default".into()),
+            )
+            .join(".pebble.socket")
+        })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("version") | Some("--version") => {
             println!("{}", pebble::daemon::VERSION);
+        }
+        Some("notify") => {
+            let Some(key) = args.get(1) else {
+                fail("notify needs a key")
+            };
+            let mut data = Vec::new();
+            for kv in &args[2..] {
+                match kv.split_once('=') {
+                    Some((k, v)) => data.push((k, v)),
+                    None => fail(&format!("notify data {kv:?} is not name=value")),
+                }
+            }
+            match pebble_client::Client::new(socket_path()).notify(key, &data) {
+                Ok(id) => println!("Recorded notice {id}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Some("run") => {
             let dir = PathBuf::from(

@@ -50,6 +50,9 @@ fn placement(inner: &Inner, unit: &str) -> Result<Option<UnitPlacement>, StoreEr
         })
 }
 
+/// How often a unit with workload containers looks for new Pebble custom notices.
+const NOTICE_POLL_MS: u64 = 1000;
+
 async fn unit_loop(
     inner: &Arc<Inner>,
     unit: &str,
@@ -68,13 +71,16 @@ async fn unit_loop(
         rx.borrow_and_update();
         let now = inner.clock.now_ms();
         let ready = inner.substrate.ready_containers(&place);
-        let Some(remote) = inner
+        let Some(mut remote) = inner
             .store
             .read(|c| store::remote_state(c, unit, now, &ready))?
         else {
             let _ = inner.substrate.teardown(&place);
             return Ok(());
         };
+        if !ready.is_empty() {
+            remote.notices = inner.substrate.custom_notices(&place);
+        }
         if let (Some(f), Resolved::NoRetry) = (&local.error, remote.resolved) {
             // `resolved --no-retry`: the failed hook counts as done, with no changes.
             let next = advance(&local, &f.hook, &remote);
@@ -107,6 +113,9 @@ async fn unit_loop(
                 if inner.substrate.awaiting_containers(&place) {
                     // A workload's Pebble is still starting: look again soon for pebble-ready.
                     wake = wake.min(100);
+                } else if !ready.is_empty() {
+                    // Look for new custom notices in the workloads' Pebble every second.
+                    wake = wake.min(NOTICE_POLL_MS);
                 }
                 let sleep = tokio::time::sleep(Duration::from_millis(wake));
                 inner.set_idle(unit, true);

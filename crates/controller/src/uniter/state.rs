@@ -91,6 +91,8 @@ pub struct RemoteState {
     pub config_version: u64,
     /// Workload containers whose Pebble is ready.
     pub ready_containers: BTreeSet<String>,
+    /// Custom notices in those containers' Pebble.
+    pub notices: Vec<crate::substrate::PebbleNotice>,
     /// Relations this unit's application takes part in, by id.
     pub relations: BTreeMap<i64, RemoteRelation>,
     /// Secrets this unit consumes, by URI.
@@ -157,6 +159,8 @@ pub struct LocalState {
     pub removed: bool,
     /// Containers told pebble-ready.
     pub containers: BTreeSet<String>,
+    /// Custom notices told (`<container>/<notice id>` → occurrences).
+    pub notices_seen: BTreeMap<String, u32>,
     /// Storage instances told storage-attached (id → name).
     pub storage: BTreeMap<String, String>,
     /// Relations created and not yet broken.
@@ -293,6 +297,16 @@ fn next_kind(remote: &RemoteState, local: &LocalState) -> Option<HookKind> {
     {
         return Some(HookKind::PebbleReady {
             workload: c.clone(),
+        });
+    }
+    if let Some(n) = remote.notices.iter().find(|n| {
+        local.containers.contains(&n.container)
+            && local.notices_seen.get(&format!("{}/{}", n.container, n.id)) != Some(&n.occurrences)
+    }) {
+        return Some(HookKind::PebbleCustomNotice {
+            workload: n.container.clone(),
+            id: n.id.clone(),
+            key: n.key.clone(),
         });
     }
     if let Some((id, name)) = remote.pending_actions.first() {
@@ -440,6 +454,20 @@ pub fn advance(local: &LocalState, hook: &Hook, remote: &RemoteState) -> LocalSt
         HookKind::Remove => l.removed = true,
         HookKind::PebbleReady { workload } => {
             l.containers.insert(workload.clone());
+            // Notices that existed before pebble-ready are not events of their own.
+            for n in remote.notices.iter().filter(|n| &n.container == workload) {
+                l.notices_seen
+                    .insert(format!("{}/{}", n.container, n.id), n.occurrences);
+            }
+        }
+        HookKind::PebbleCustomNotice { workload, id, .. } => {
+            let occurrences = remote
+                .notices
+                .iter()
+                .find(|n| &n.container == workload && &n.id == id)
+                .map_or(0, |n| n.occurrences);
+            l.notices_seen
+                .insert(format!("{workload}/{id}"), occurrences);
         }
         HookKind::RelationCreated(r) => {
             l.relations.insert(
@@ -607,6 +635,38 @@ mod tests {
                 "web-pebble-ready"
             ]
         );
+    }
+
+    #[test]
+    fn custom_notices_fire_once_per_occurrence_after_pebble_ready() {
+        let mut r = base();
+        r.ready_containers.insert("postgresql".into());
+        let notice = |occurrences| crate::substrate::PebbleNotice {
+            container: "postgresql".into(),
+            id: "7".into(),
+            key: "ward.io/postgresql/role-change".into(),
+            occurrences,
+        };
+        // A notice that was there before pebble-ready is not an event of its own.
+        r.notices = vec![notice(1)];
+        let (names, l) = settle(&r, LocalState::default());
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("postgresql-pebble-ready")
+        );
+        assert!(!names.iter().any(|n| n.contains("custom-notice")));
+        // A new occurrence fires once, with Juju's environment.
+        r.notices = vec![notice(2)];
+        let hook = next_hook(&r, &l).expect("a hook");
+        assert_eq!(hook.name(), "postgresql-pebble-custom-notice");
+        let env: BTreeMap<String, String> = hook.env("postgresql/0").into_iter().collect();
+        assert_eq!(env["JUJU_NOTICE_ID"], "7");
+        assert_eq!(env["JUJU_NOTICE_TYPE"], "custom");
+        assert_eq!(env["JUJU_NOTICE_KEY"], "ward.io/postgresql/role-change");
+        assert_eq!(env["JUJU_WORKLOAD_NAME"], "postgresql");
+        let (names, l) = settle(&r, l);
+        assert_eq!(names, ["postgresql-pebble-custom-notice"]);
+        assert_eq!(settle(&r, l).0, Vec::<String>::new());
     }
 
     #[test]
