@@ -168,3 +168,13 @@ fn copy_once(dir: &Path) -> Result<(), RunError> {
     }
     Ok(())
 }
+
+/// Records a custom notice with `key` and `data` through the daemon at `socket`, as
+/// `pebble notify` does; returns the notice's id.
+pub fn notify(
+    socket: &std::path::Path,
+    key: &str,
+    data: &[(&str, &str)],
+) -> Result<String, pebble_client::Error> {
+    pebble_client::Client::new(socket).notify(key, data)
+}

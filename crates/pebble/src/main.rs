@@ -42,7 +42,7 @@ fn main() {
                     None => fail(&format!("notify data {kv:?} is not name=value")),
                 }
             }
-            match pebble_client::Client::new(socket_path()).notify(key, &data) {
+            match pebble::notify(&socket_path(), key, &data) {
                 Ok(id) => println!("Recorded notice {id}"),
                 Err(e) => {
                     eprintln!("error: {e}");
