@@ -166,6 +166,11 @@ impl SandboxSubstrate {
             }
             args.extend(bind_rw(&host, Path::new(location)));
         }
+        // /charm and /charm/bin readable by the workload's users (bwrap makes a bind's
+        // missing parents 0700), so a service can run `/charm/bin/pebble notify`.
+        for dir in ["/charm", "/charm/bin"] {
+            args.extend(["--perms".into(), "0755".into(), "--dir".into(), dir.into()]);
+        }
         args.extend(bind_rw(&sock_dir, Path::new("/charm/container")));
         args.extend(bind_ro(&self.cfg.pebble, Path::new("/charm/bin/pebble")));
         for (k, v) in [
