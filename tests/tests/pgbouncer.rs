@@ -365,7 +365,7 @@ fn clients_reach_postgresql_through_pgbouncer() {
     assert_no_hook_failed(ctl);
 
     // Switchover: PgBouncer follows the new primary.
-    let before = secure("appdb", "SELECT inet_server_addr()").unwrap();
+    let before = eventually(30, || secure("appdb", "SELECT inet_server_addr()")).unwrap();
     let old_primary = address(ctl, "postgresql/0");
     let new_unit = if before.starts_with(&old_primary) {
         "postgresql/1"
