@@ -411,6 +411,39 @@ fn a_user_deploys_postgresql_with_tls_rotates_a_password_and_tears_it_down() -> 
     let old = psql(&conn, &password, "SELECT 1").expect_err("the old password still works");
     assert!(old.contains("password authentication failed"), "{old}");
 
+    // Refresh postgresql to a new revision (the same charm, rebuilt into a new archive):
+    // upgrade-charm runs unit by unit and the data stays.
+    let rebuilt = sh.dir.path().join("postgresql-rebuilt");
+    ward_e2e::copy_dir(&sh.dir.path().join("charms/postgresql"), &rebuilt)?;
+    std::fs::write(
+        rebuilt.join("REBUILT"),
+        "a new archive, so a new revision\n",
+    )?;
+    sh.ward(&[
+        "refresh",
+        "postgresql",
+        "--path",
+        rebuilt.to_str().context("path")?,
+    ])?;
+    sh.ward(&["wait", "--timeout", "5m"])?;
+    let s = sh.json(&["status", "--format", "json"])?;
+    assert_eq!(s["applications"]["postgresql"]["charm-rev"], 2, "{s:#}");
+    let primary = sh.action_value("postgresql/leader", "get-primary", &[], "primary")?;
+    let conn = format!(
+        "host={} port=5432 user=operator dbname=postgres sslmode=verify-full sslrootcert={}",
+        sh.address(&primary)?,
+        ca_path.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let row = loop {
+        match psql(&conn, &new, "SELECT v FROM story") {
+            Ok(row) => break row,
+            Err(e) if Instant::now() > deadline => bail!("after refresh: {e}\n{}", sh.logs()),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
+    assert_eq!(row, "before rotation", "the data survived the refresh");
+
     // Remove the relation: the model settles without it.
     sh.ward(&[
         "remove-relation",

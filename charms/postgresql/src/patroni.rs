@@ -142,10 +142,11 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         pg_hba.push(format!("{host} all all 0.0.0.0/0 scram-sha-256"));
     }
     let dcs = json!({
-        // Patroni's rule: ttl >= loop_wait + 2 * retry_timeout. A 5 s loop notices a dead
-        // postmaster twice as fast as the default 10 s.
+        // Patroni's rule: ttl >= loop_wait + 2 * retry_timeout, and ttl is at least 20. A
+        // 2 s loop notices a dead postmaster (and an expired leader key) five times as
+        // fast as the default 10 s, for writes back within 10 s.
         "ttl": 20,
-        "loop_wait": 5,
+        "loop_wait": 2,
         "retry_timeout": 5,
         "maximum_lag_on_failover": settings.maximum_lag_on_failover,
         "synchronous_mode": settings.synchronous_mode,
