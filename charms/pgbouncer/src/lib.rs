@@ -22,10 +22,7 @@ pub mod config;
 use std::collections::BTreeMap;
 
 use charm::workload::{PebbleWorkload, Workload};
-use charm::{
-    Bag, Charm, Context, Error, Event, LogLevel, RelationId, Result, SecretOptions, SecretOwner,
-    SecretRead, Status,
-};
+use charm::{Bag, Charm, Context, Error, Event, LogLevel, RelationId, Result, SecretRead, Status};
 use interfaces::pgbouncer_auth;
 use interfaces::postgresql_client::{self as client, DatabaseRequest, ProviderData, SecretGroup};
 use interfaces::postgresql_provider as provider;
@@ -101,6 +98,25 @@ fn random_password() -> String {
     interfaces::scram::random_password(interfaces::scram::PASSWORD_LENGTH)
 }
 
+/// The fields of one secret group of the backend's answer: the secret's content, or the
+/// plain bag when the backend sent no secret for it. `None` when the secret cannot be
+/// read (revoked while the relation is being removed).
+fn group_fields(
+    ctx: &mut Context<'_>,
+    data: &ProviderData,
+    group: SecretGroup,
+    bag: &Bag,
+) -> Result<Option<Bag>> {
+    match data.secrets.get(&group) {
+        Some(id) => match ctx.get_secret(Some(id), None, SecretRead::Refresh) {
+            Ok(content) => Ok(Some(content)),
+            Err(Error::PermissionDenied { .. } | Error::SecretNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        },
+        None => Ok(Some(bag.clone())),
+    }
+}
+
 /// A short, stable digest of the databases map (FNV-1a, hex).
 pub fn digest(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -173,16 +189,12 @@ impl PgBouncer {
         };
         // While the relation is being removed the backend may already have revoked its
         // secrets: the backend is then as good as gone.
-        let user_fields = match data.secrets.get(&SecretGroup::User) {
-            Some(id) => match ctx.get_secret(Some(id), None, SecretRead::Refresh) {
-                Ok(content) => content,
-                Err(Error::PermissionDenied { .. } | Error::SecretNotFound { .. }) => {
-                    self.set(Status::blocked("backend database relation not ready"));
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            },
-            None => bag.clone(),
+        let (Some(user_fields), Some(tls_fields)) = (
+            group_fields(ctx, &data, SecretGroup::User, &bag)?,
+            group_fields(ctx, &data, SecretGroup::Tls, &bag)?,
+        ) else {
+            self.set(Status::blocked("backend database relation not ready"));
+            return Ok(None);
         };
         let Ok(creds) = client::Credentials::from_fields(&user_fields) else {
             self.set(Status::blocked("backend database relation not ready"));
@@ -197,17 +209,7 @@ impl PgBouncer {
             ));
             return Ok(None);
         };
-        let tls_fields = match data.secrets.get(&SecretGroup::Tls) {
-            Some(id) => match ctx.get_secret(Some(id), None, SecretRead::Refresh) {
-                Ok(content) => content,
-                Err(Error::PermissionDenied { .. } | Error::SecretNotFound { .. }) => {
-                    self.set(Status::blocked("backend database relation not ready"));
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            },
-            None => bag.clone(),
-        };
+
         let tls = client::TlsInfo::from_fields(&tls_fields).unwrap_or_default();
         let Some(primary) = data.endpoints.first().cloned() else {
             self.set(Status::blocked("backend database relation not ready"));
@@ -285,18 +287,13 @@ impl PgBouncer {
             ("stats-password".to_string(), stats),
         ]
         .into();
-        let id = ctx.add_secret(
+        ctx.publish_app_secret(
+            rel,
+            INTERNAL_KEY,
             &content,
-            SecretOwner::Application,
-            &SecretOptions {
-                label: Some(INTERNAL_LABEL.into()),
-                description: Some("PgBouncer's auth and console users".into()),
-                ..Default::default()
-            },
+            INTERNAL_LABEL,
+            "PgBouncer's console users",
         )?;
-        let mut data = Bag::new();
-        data.insert(INTERNAL_KEY.into(), id);
-        ctx.set_app_data(rel, &data)?;
         Ok(())
     }
 

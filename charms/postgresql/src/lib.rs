@@ -18,8 +18,7 @@ pub mod sql;
 pub mod workload;
 
 use charm::{
-    Bag, Charm, Context, Error, Event, LogLevel, Result, SecretOptions, SecretOwner, SecretRead,
-    Status,
+    Bag, Charm, Context, Error, Event, LogLevel, Result, SecretOptions, SecretRead, Status,
 };
 use serde_json::json;
 
@@ -169,18 +168,13 @@ impl PostgreSql {
             .iter()
             .map(|u| (secret_key(u), random_password()))
             .collect();
-        let id = ctx.add_secret(
+        ctx.publish_app_secret(
+            &rel,
+            USERS_KEY,
             &content,
-            SecretOwner::Application,
-            &SecretOptions {
-                label: Some(USERS_LABEL.into()),
-                description: Some("PostgreSQL system users' passwords".into()),
-                ..Default::default()
-            },
+            USERS_LABEL,
+            "PostgreSQL system users' passwords",
         )?;
-        let mut data = Bag::new();
-        data.insert(USERS_KEY.into(), id);
-        ctx.set_app_data(&rel, &data)?;
         ctx.log(LogLevel::Info, "created the system users' passwords")?;
         Ok(())
     }

@@ -384,6 +384,33 @@ impl<'a> Context<'a> {
         self.backend.network_get(binding, rel)
     }
 
+    /// The leader's way to share an application-wide secret with its units: makes an
+    /// application-owned secret with `content`, `label` and `description`, and writes its
+    /// id under `key` in the application bag of the peer relation `peer`. Returns the id.
+    /// Only the leader may call it (both steps need leadership).
+    pub fn publish_app_secret(
+        &mut self,
+        peer: &RelationId,
+        key: &str,
+        content: &Bag,
+        label: &str,
+        description: &str,
+    ) -> Result<String> {
+        let id = self.add_secret(
+            content,
+            SecretOwner::Application,
+            &SecretOptions {
+                label: Some(label.into()),
+                description: Some(description.into()),
+                ..Default::default()
+            },
+        )?;
+        let mut data = Bag::new();
+        data.insert(key.into(), id.clone());
+        self.set_app_data(peer, &data)?;
+        Ok(id)
+    }
+
     /// This unit's address on a binding: network-get's bind address, else its first
     /// ingress address; an error naming the binding when there is neither.
     pub fn bind_address(&mut self, binding: &str) -> Result<String> {
