@@ -29,10 +29,12 @@ impl Daemon {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
+        // The socket file appears at bind(), a moment before listen(): wait until it
+        // accepts a connection.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "daemon did not create its socket"
+                "daemon did not listen on its socket"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
