@@ -35,7 +35,7 @@ PY
   cargo build --release --quiet -p ward-e2e --bins
   "${CARGO_TARGET_DIR:-target}/release/hook-bench" "$root" .venv/bin/python 30
   echo
-  echo "## ward-demo: PostgreSQL (3 units) + self-signed-certificates from nothing to active/idle"
+  echo "## ward-demo: PostgreSQL (3 units) + PgBouncer + self-signed-certificates from nothing to active/idle"
   cargo build --release --quiet -p ward-e2e --bins
   "${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root" | grep -E "active/idle after|psql:"
   echo

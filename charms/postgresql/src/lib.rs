@@ -334,16 +334,25 @@ impl PostgreSql {
                         sql::literal(&interfaces::scram::verifier(&pw("monitoring"))),
                         sql::literal(&interfaces::scram::verifier(&pw("backup"))),
                     );
-                    self.sql.run(
+                    // Not fatal either: PostgreSQL may not take connections yet right after
+                    // Patroni reports it running; the next hook tries again.
+                    match self.sql.run(
                         &address,
                         "operator",
                         &passwords.operator,
                         "postgres",
                         &script,
-                    )?;
-                    let mut data = Bag::new();
-                    data.insert(ROLES_KEY.into(), "true".into());
-                    ctx.set_app_data(&rel, &data)?;
+                    ) {
+                        Ok(_) => {
+                            let mut data = Bag::new();
+                            data.insert(ROLES_KEY.into(), "true".into());
+                            ctx.set_app_data(&rel, &data)?;
+                        }
+                        Err(e) => ctx.log(
+                            LogLevel::Warning,
+                            &format!("monitoring and backup roles not made yet: {e}"),
+                        )?,
+                    }
                 }
                 if leader && !initialised && role == "primary" {
                     let mut data = Bag::new();

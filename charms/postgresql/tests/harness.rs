@@ -1034,9 +1034,9 @@ fn a_client_that_cannot_be_served_yet_does_not_lose_the_new_system_users() {
     let fakes = Fakes::primary();
     fakes.sql.state().failure = Some("database \"x\" does not exist".into());
     let rel = client(&[("database", "mydb")]);
-    let peer = peers()
-        .with_local_unit_data([("address", ME)])
-        .with_local_app_data([(ROLES_KEY, "true")]);
+    // Nor may the monitoring and backup roles' SQL failing (PostgreSQL not taking
+    // connections yet), which runs in that hook too.
+    let peer = peers().with_local_unit_data([("address", ME)]);
     let out = harness("postgresql/0").run(
         &mut fakes.charm(),
         pebble_ready(),
@@ -1049,6 +1049,12 @@ fn a_client_that_cannot_be_served_yet_does_not_lose_the_new_system_users() {
     );
     assert!(out.error.is_none(), "{:?}", out.error);
     assert!(out.state.secret_by_label(USERS_LABEL).is_some());
+    assert!(!out
+        .state
+        .relation(0)
+        .unwrap()
+        .local_app_data
+        .contains_key(ROLES_KEY));
     assert_eq!(out.state.unit_status.name, StatusName::Waiting);
     assert!(out
         .state
