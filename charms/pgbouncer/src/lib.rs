@@ -27,7 +27,6 @@ use interfaces::pgbouncer_auth;
 use interfaces::postgresql_client::{self as client, DatabaseRequest, ProviderData, SecretGroup};
 use interfaces::postgresql_provider as provider;
 use interfaces::sql::{ident, literal, Psql, Sql};
-use interfaces::tls_certificates::CsrRequest;
 use interfaces::tls_requirer::TlsRequirer;
 
 use crate::config::{Render, Settings};
@@ -435,14 +434,7 @@ impl PgBouncer {
 
     /// TLS towards clients: a CSR for the unit's address; once issued, the files.
     fn client_tls(&mut self, ctx: &mut Context<'_>, address: &str) -> Result<Option<String>> {
-        let ip: std::net::IpAddr = address.parse().map_err(|_| {
-            Error::Charm(format!(
-                "the unit's address {address:?} is not an IP address"
-            ))
-        })?;
-        let request = CsrRequest::new(address)
-            .ip(ip)
-            .dns(&ctx.unit_name().replace('/', "-"));
+        let request = interfaces::tls_requirer::unit_address_request(ctx.unit_name(), address)?;
         let Some(issued) = TlsRequirer::new(CERTIFICATES).reconcile(ctx, &request)? else {
             return Ok(None);
         };

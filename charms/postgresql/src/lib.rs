@@ -25,7 +25,6 @@ use serde_json::json;
 use interfaces::pgbouncer_auth;
 use interfaces::postgresql_client::{self as client, DatabaseRequest};
 use interfaces::postgresql_provider as provider;
-use interfaces::tls_certificates::CsrRequest;
 use interfaces::tls_requirer::TlsRequirer;
 
 use crate::patroni::{Member, Passwords, PatroniApi};
@@ -502,14 +501,7 @@ impl PostgreSql {
     /// certificate and CA are written into the workload (0600, owned by postgres) and
     /// PostgreSQL serves TLS. Returns whether the files are in place.
     fn tls(&mut self, ctx: &mut Context<'_>, address: &str) -> Result<bool> {
-        let ip: std::net::IpAddr = address.parse().map_err(|_| {
-            Error::Charm(format!(
-                "the unit's address {address:?} is not an IP address"
-            ))
-        })?;
-        let request = CsrRequest::new(address)
-            .ip(ip)
-            .dns(&ctx.unit_name().replace('/', "-"));
+        let request = interfaces::tls_requirer::unit_address_request(ctx.unit_name(), address)?;
         let Some(issued) = TlsRequirer::new(CERTIFICATES).reconcile(ctx, &request)? else {
             return Ok(false);
         };

@@ -58,6 +58,20 @@ impl std::fmt::Debug for Issued {
     }
 }
 
+/// The CSR a unit asks for on its own address (an IP SAN, the common name) with the unit's
+/// name (`app-N`) as a DNS SAN, as Ward's database charms do. An address that is not an
+/// IP is an error naming it.
+pub fn unit_address_request(unit_name: &str, address: &str) -> Result<CsrRequest> {
+    let ip: std::net::IpAddr = address.parse().map_err(|_| {
+        Error::Charm(format!(
+            "the unit's address {address:?} is not an IP address"
+        ))
+    })?;
+    Ok(CsrRequest::new(address)
+        .ip(ip)
+        .dns(&unit_name.replace('/', "-")))
+}
+
 /// The requirer on one endpoint.
 #[derive(Debug, Clone)]
 pub struct TlsRequirer {
