@@ -354,7 +354,7 @@ impl PgBouncer {
             if map.get(&key) == Some(&request.database) {
                 continue;
             }
-            let user = format!("relation_id_{}", rel.id);
+            let user = provider::client_user(rel.id);
             let password = provider::existing_password(ctx, &rel)?.unwrap_or_else(random_password);
             let made = self
                 .run_sql(
@@ -689,7 +689,7 @@ impl PgBouncer {
             let Ok(Some(request)) = DatabaseRequest::parse(&ctx.remote_app_data(&rel)?) else {
                 continue;
             };
-            let user = format!("relation_id_{}", rel.id);
+            let user = provider::client_user(rel.id);
             let password = match self.pending.get(&rel.id) {
                 Some(p) => p.clone(),
                 None => match provider::existing_password(ctx, &rel)? {
@@ -752,16 +752,13 @@ impl PgBouncer {
         let Some((_, bag)) = self.peer(ctx)? else {
             return Ok(());
         };
-        let user = format!("relation_id_{}", rel.id);
+        let user = provider::client_user(rel.id);
         let u = ident(&user);
         if let Some(db) = Self::databases(&bag).get(&rel.id.to_string()) {
             let _ = self.run_sql(
                 &backend,
                 db,
-                &format!(
-                    "REASSIGN OWNED BY {u} TO {};\nDROP OWNED BY {u};\n",
-                    ident(&backend.user)
-                ),
+                &provider::drop_owned_script(&user, &ident(&backend.user)),
             );
         }
         self.run_sql(&backend, "postgres", &format!("DROP ROLE IF EXISTS {u};\n"))?;

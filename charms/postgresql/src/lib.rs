@@ -590,7 +590,7 @@ impl PostgreSql {
                 }
             };
             let database = request.database.clone();
-            let user = format!("relation_id_{}", rel.id);
+            let user = provider::client_user(rel.id);
             let existing = provider::existing_password(ctx, &rel)?;
             let password = match existing {
                 Some(p) => p,
@@ -737,7 +737,7 @@ impl PostgreSql {
         let Ok(Some(primary)) = self.primary(&address) else {
             return Ok(());
         };
-        let user = format!("relation_id_{}", rel.id);
+        let user = provider::client_user(rel.id);
         let u = sql::ident(&user);
         let dbs = self
             .sql.run(
@@ -757,7 +757,7 @@ impl PostgreSql {
                 "operator",
                 &operator,
                 db,
-                &format!("REASSIGN OWNED BY {u} TO operator;\nDROP OWNED BY {u};\n"),
+                &provider::drop_owned_script(&user, "operator"),
             );
         }
         let auth_user = pgbouncer_auth::auth_user_for(&user);

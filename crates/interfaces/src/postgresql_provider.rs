@@ -146,6 +146,21 @@ pub fn check_request(
     Ok(roles)
 }
 
+/// The user a provider makes for the client on relation `relation_id`
+/// (`relation_id_<id>`, as upstream).
+pub fn client_user(relation_id: u32) -> String {
+    format!("relation_id_{relation_id}")
+}
+
+/// The SQL (run in one database) that hands what `user` owns there to `new_owner` (an
+/// SQL role name as written in SQL: quote it with [`crate::sql::ident`] unless it is a
+/// plain lower-case name) and drops the rest of its privileges, so that the role can then
+/// be dropped.
+pub fn drop_owned_script(user: &str, new_owner: &str) -> String {
+    let u = crate::sql::ident(user);
+    format!("REASSIGN OWNED BY {u} TO {new_owner};\nDROP OWNED BY {u};\n")
+}
+
 /// The SQL that makes a client's user (LOGIN, the extra `roles`, the SCRAM `verifier`:
 /// the password never reaches PostgreSQL) and its database, owned by whoever runs it.
 pub fn create_client_script(
