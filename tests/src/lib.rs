@@ -116,6 +116,41 @@ pub fn workload(ctl: &Controller, unit: &str) -> (String, String) {
         .unwrap_or_default()
 }
 
+/// A unit's address (empty if there is no such unit, or the status cannot be read).
+pub fn address(ctl: &Controller, unit: &str) -> String {
+    ctl.status()
+        .ok()
+        .and_then(|s| {
+            s.applications
+                .iter()
+                .flat_map(|a| &a.units)
+                .find(|u| u.name == unit)
+                .map(|u| u.address.clone())
+        })
+        .unwrap_or_default()
+}
+
+/// Every unit as (name, workload status, message, address); empty if the status cannot
+/// be read.
+pub fn units(ctl: &Controller) -> Vec<(String, String, String, String)> {
+    ctl.status()
+        .map(|s| {
+            s.applications
+                .iter()
+                .flat_map(|a| &a.units)
+                .map(|u| {
+                    (
+                        u.name.clone(),
+                        u.workload.status.clone(),
+                        u.workload.message.clone(),
+                        u.address.clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every unit's log and every relation's application bags, for failure messages.
 pub fn dump(ctl: &Controller) -> String {
     let status = ctl.status().expect("status");

@@ -6,20 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use controller::Controller;
 use serde_json::json;
-use ward_e2e::{assert_no_hook_failed, copy_dir, settle, workload, Model};
-
-fn address(ctl: &Controller, unit: &str) -> String {
-    ctl.status()
-        .unwrap()
-        .applications
-        .iter()
-        .flat_map(|a| &a.units)
-        .find(|u| u.name == unit)
-        .map(|u| u.address.clone())
-        .unwrap_or_default()
-}
+use ward_e2e::{address, assert_no_hook_failed, copy_dir, settle, workload, Model};
 
 /// psql as operator; the password goes in the environment, never in argv.
 fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {

@@ -16,26 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use controller::Controller;
 use serde_json::json;
-use ward_e2e::{copy_dir, psql, Model};
-
-fn units(ctl: &Controller) -> Vec<(String, String, String, String)> {
-    ctl.status()
-        .map(|s| {
-            s.applications
-                .iter()
-                .flat_map(|a| &a.units)
-                .map(|u| {
-                    (
-                        u.name.clone(),
-                        u.workload.status.clone(),
-                        u.workload.message.clone(),
-                        u.address.clone(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use ward_e2e::{copy_dir, psql, units, Model};
 
 fn wait_active(ctl: &Controller, n: usize, timeout: Duration) -> anyhow::Result<()> {
     let t = Instant::now();

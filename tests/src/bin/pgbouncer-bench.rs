@@ -12,20 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use controller::Controller;
 use serde_json::json;
-use ward_e2e::{copy_dir, Model};
-
-fn address(ctl: &Controller, unit: &str) -> String {
-    ctl.status()
-        .ok()
-        .and_then(|s| {
-            s.applications
-                .iter()
-                .flat_map(|a| &a.units)
-                .find(|u| u.name == unit)
-                .map(|u| u.address.clone())
-        })
-        .unwrap_or_default()
-}
+use ward_e2e::{address, copy_dir, Model};
 
 fn all_active(ctl: &Controller, units: &[&str]) -> bool {
     let Ok(s) = ctl.status() else { return false };

@@ -19,26 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use controller::{Controller, ControllerConfig, SandboxConfig, SandboxSubstrate, SystemClock};
 use serde_json::json;
-use ward_e2e::copy_dir;
-
-fn units(ctl: &Controller) -> Vec<(String, String, String, String)> {
-    ctl.status()
-        .map(|s| {
-            s.applications
-                .iter()
-                .flat_map(|a| &a.units)
-                .map(|u| {
-                    (
-                        u.name.clone(),
-                        u.workload.status.clone(),
-                        u.workload.message.clone(),
-                        u.address.clone(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use ward_e2e::{copy_dir, units};
 
 fn psql(host: &str, password: &str, sql: &str) -> anyhow::Result<String> {
     ward_e2e::psql(host, "operator", password, "postgres", sql)
