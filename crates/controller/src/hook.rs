@@ -80,6 +80,10 @@ pub struct RelationRef {
     pub remote_app: String,
     /// Remote unit, empty when none (app data change, created, broken).
     pub remote_unit: String,
+    /// For departed: this unit is the one leaving (it is being removed), so
+    /// `JUJU_DEPARTING_UNIT` names it rather than the remote unit, as in Juju.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub self_departing: bool,
 }
 
 /// The storage instance a storage hook is about.
@@ -211,7 +215,7 @@ impl Hook {
             if let HookKind::RelationDeparted(_) = self.kind {
                 // The departing unit is the remote one, or this unit when it is
                 // itself leaving (only its own teardown sees that).
-                let departing = if r.remote_unit.is_empty() {
+                let departing = if r.self_departing || r.remote_unit.is_empty() {
                     unit.to_string()
                 } else {
                     r.remote_unit.clone()
@@ -253,13 +257,24 @@ mod tests {
             endpoint: "db".into(),
             remote_app: "pg".into(),
             remote_unit: "pg/1".into(),
+            self_departing: false,
         };
-        let h: Hook = HookKind::RelationDeparted(r).into();
+        let h: Hook = HookKind::RelationDeparted(r.clone()).into();
         assert_eq!(h.name(), "db-relation-departed");
         assert_eq!(h.dispatch_path(), "hooks/db-relation-departed");
         let env = h.env("app/0");
         assert!(env.contains(&("JUJU_RELATION_ID".into(), "db:3".into())));
         assert!(env.contains(&("JUJU_DEPARTING_UNIT".into(), "pg/1".into())));
+        // A unit being removed departs its relations itself: the remote unit is the
+        // other end, the departing unit is this one.
+        let leaving: Hook = HookKind::RelationDeparted(RelationRef {
+            self_departing: true,
+            ..r
+        })
+        .into();
+        let env = leaving.env("app/0");
+        assert!(env.contains(&("JUJU_REMOTE_UNIT".into(), "pg/1".into())));
+        assert!(env.contains(&("JUJU_DEPARTING_UNIT".into(), "app/0".into())));
         let a: Hook = HookKind::Action {
             id: 7,
             name: "backup".into(),

@@ -1950,6 +1950,7 @@ mod prop {
                 endpoint: "cluster".into(),
                 remote_app: "demo".into(),
                 remote_unit: "demo/1".into(),
+                self_departing: false,
             })
             .into(),
             charm: meta,

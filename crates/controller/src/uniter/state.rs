@@ -188,6 +188,7 @@ fn rel(id: i64, r: &RemoteRelation, remote_unit: &str) -> RelationRef {
         endpoint: r.endpoint.clone(),
         remote_app: r.remote_app.clone(),
         remote_unit: remote_unit.into(),
+        self_departing: false,
     }
 }
 
@@ -197,13 +198,23 @@ fn lrel(id: i64, r: &LocalRelation, remote_unit: &str) -> RelationRef {
         endpoint: r.endpoint.clone(),
         remote_app: r.remote_app.clone(),
         remote_unit: remote_unit.into(),
+        self_departing: false,
     }
 }
 
 /// Teardown of one local relation: departed for each member, then broken.
-fn teardown_relation(id: i64, l: &LocalRelation, peer: bool) -> Option<HookKind> {
+/// `self_departing` when this unit is the one leaving (it is dying), not the relation.
+fn teardown_relation(
+    id: i64,
+    l: &LocalRelation,
+    peer: bool,
+    self_departing: bool,
+) -> Option<HookKind> {
     if let Some(u) = l.members.keys().next() {
-        return Some(HookKind::RelationDeparted(lrel(id, l, u)));
+        return Some(HookKind::RelationDeparted(RelationRef {
+            self_departing,
+            ..lrel(id, l, u)
+        }));
     }
     if peer {
         return None;
@@ -224,7 +235,7 @@ fn next_kind(remote: &RemoteState, local: &LocalState) -> Option<HookKind> {
         if local.installed {
             for (id, l) in &local.relations {
                 let peer = remote.relations.get(id).map(|r| r.peer).unwrap_or(false);
-                if let Some(h) = teardown_relation(*id, l, peer) {
+                if let Some(h) = teardown_relation(*id, l, peer, true) {
                     return Some(h);
                 }
             }
@@ -318,7 +329,7 @@ fn next_kind(remote: &RemoteState, local: &LocalState) -> Option<HookKind> {
     for (id, l) in &local.relations {
         let Some(r) = remote.relations.get(id).filter(|r| r.life == Life::Alive) else {
             let peer = remote.relations.get(id).map(|r| r.peer).unwrap_or(false);
-            match teardown_relation(*id, l, peer) {
+            match teardown_relation(*id, l, peer, false) {
                 Some(h) => return Some(h),
                 None => continue,
             }
@@ -801,6 +812,39 @@ mod tests {
         let mut never = base();
         never.life = Life::Dying;
         assert_eq!(settle(&never, LocalState::default()).0, ["remove"]);
+    }
+
+    #[test]
+    fn a_dying_unit_is_the_departing_unit_of_its_departed_hooks() {
+        let mut r = base();
+        let mut rr = RemoteRelation {
+            endpoint: "peers".into(),
+            remote_app: "a".into(),
+            peer: true,
+            ..Default::default()
+        };
+        rr.members.insert("a/1".into(), 1);
+        r.relations.insert(2, rr.clone());
+        let (_, l) = settle(&r, LocalState::default());
+
+        // The other unit leaves: it is the departing one.
+        let mut gone = r.clone();
+        gone.relations.get_mut(&2).unwrap().members.clear();
+        let h = next_hook(&gone, &l).unwrap();
+        assert_eq!(h.name(), "peers-relation-departed");
+        assert!(h
+            .env("a/0")
+            .contains(&("JUJU_DEPARTING_UNIT".into(), "a/1".into())));
+
+        // This unit is removed: it departs a/1's scope itself, so it is the departing one
+        // (charms tell their own removal from a peer leaving this way).
+        let mut dying = r.clone();
+        dying.life = Life::Dying;
+        let h = next_hook(&dying, &l).unwrap();
+        assert_eq!(h.name(), "peers-relation-departed");
+        let env = h.env("a/0");
+        assert!(env.contains(&("JUJU_REMOTE_UNIT".into(), "a/1".into())));
+        assert!(env.contains(&("JUJU_DEPARTING_UNIT".into(), "a/0".into())));
     }
 
     #[test]
