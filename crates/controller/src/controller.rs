@@ -41,6 +41,9 @@ pub enum ControllerError {
     /// Waiting for an action timed out.
     #[error("timed out waiting for results from: unit {0}")]
     Timeout(String),
+    /// The model still had hooks to run when a wait for it to settle ended.
+    #[error("the model did not settle within {0:?}")]
+    NotSettled(Duration),
     /// No block of unit addresses could be claimed.
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
@@ -126,16 +129,22 @@ pub(crate) struct Inner {
     units_changed: watch::Sender<u64>,
     /// Units whose uniter is waiting with nothing to do.
     idle: Mutex<HashSet<String>>,
+    /// Bumped whenever a unit's uniter goes idle or wakes, so waiters need not poll.
+    idle_changed: watch::Sender<u64>,
 }
 
 impl Inner {
     /// Record whether a unit's uniter is waiting with nothing to do.
     pub fn set_idle(&self, unit: &str, idle: bool) {
         let mut m = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle {
-            m.insert(unit.to_string());
+        let changed = if idle {
+            m.insert(unit.to_string())
         } else {
-            m.remove(unit);
+            m.remove(unit)
+        };
+        drop(m);
+        if changed {
+            self.idle_changed.send_modify(|v| *v += 1);
         }
     }
 
@@ -335,6 +344,7 @@ impl Controller {
             tools_dir,
             app_watch: Mutex::new(HashMap::new()),
             units_changed: watch::channel(0).0,
+            idle_changed: watch::channel(0).0,
             idle: Mutex::new(HashSet::new()),
         };
         Ok(Controller {
@@ -1021,6 +1031,32 @@ impl Controller {
     /// True when every unit is idle: its uniter waits with nothing to run, it
     /// is not in error, and all its actions finished.
     pub fn is_settled(&self) -> Result<bool> {
+        self.settled_now()
+    }
+
+    /// Waits until the model is settled (see [`Controller::is_settled`]), waking only
+    /// when a uniter goes idle or wakes rather than polling the store.
+    pub async fn wait_settled(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.inner.idle_changed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if self.settled_now()? {
+                return Ok(());
+            }
+            // A hook may also be pending with every uniter still idle (the change was
+            // written but not yet seen): look again shortly even without a wake-up.
+            let step = Duration::from_millis(50)
+                .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if tokio::time::timeout(step, rx.changed()).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
+                return Err(ControllerError::NotSettled(timeout));
+            }
+        }
+    }
+
+    fn settled_now(&self) -> Result<bool> {
         let now = self.inner.clock.now_ms();
         let idle = self
             .inner

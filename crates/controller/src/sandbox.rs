@@ -506,7 +506,10 @@ fn stop_sandbox(pid: u32, grace: std::time::Duration) {
 }
 
 /// Runs one hook through the unit's runner; dropping the future kills the hook's group.
-async fn run_in_runner(socket: &Path, run: HookInvocation) -> std::io::Result<HookOutput> {
+async fn run_in_runner(
+    mut conn: tokio::net::UnixStream,
+    run: HookInvocation,
+) -> std::io::Result<HookOutput> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let req = crate::runner_wire::Request {
         program: run.program.display().to_string(),
@@ -516,7 +519,6 @@ async fn run_in_runner(socket: &Path, run: HookInvocation) -> std::io::Result<Ho
     };
     let mut buf = Vec::new();
     req.write(&mut buf)?;
-    let mut conn = tokio::net::UnixStream::connect(socket).await?;
     conn.write_all(&buf).await?;
     let pid = conn.read_u32().await?;
     if pid == 0 {
@@ -611,14 +613,22 @@ impl Substrate for SandboxSubstrate {
             runner_socket.as_os_str().len() < 100,
         ) {
             return Box::pin(async move {
-                let socket = {
-                    let me = self.clone();
-                    let place = placement.clone();
-                    tokio::task::spawn_blocking(move || me.ensure_runner(&place, &runner))
-                        .await
-                        .map_err(|e| io_err(e.to_string()))??
+                // The runner is usually up already: connect straight away, and start it
+                // only when nothing listens (a probe connection would cost the runner a
+                // thread and a log line per hook).
+                let conn = match tokio::net::UnixStream::connect(&runner_socket).await {
+                    Ok(c) => c,
+                    Err(_) => {
+                        let me = self.clone();
+                        let place = placement.clone();
+                        let socket =
+                            tokio::task::spawn_blocking(move || me.ensure_runner(&place, &runner))
+                                .await
+                                .map_err(|e| io_err(e.to_string()))??;
+                        tokio::net::UnixStream::connect(&socket).await?
+                    }
                 };
-                run_in_runner(&socket, run).await
+                run_in_runner(conn, run).await
             });
         }
         let args = self.charm_sandbox_args(placement, &run);

@@ -287,3 +287,21 @@ fn without_automatic_retries_a_failed_hook_waits_for_resolve() {
     wait(&ctl);
     assert_eq!(rec.runs.lock().unwrap().len(), 5);
 }
+
+#[test]
+fn wait_settled_returns_once_every_hook_ran_and_times_out_while_hooks_run() {
+    let (_home, ctl, rec, rt, charm) = setup(0, true);
+    *rec.slow.lock().unwrap() = Some(Duration::from_millis(300));
+    ctl.deploy("fake", &charm, 2, Default::default()).unwrap();
+    // Four hooks of 300 ms each per unit are still to run.
+    let early = rt.block_on(ctl.wait_settled(Duration::from_millis(100)));
+    assert!(
+        matches!(early, Err(controller::ControllerError::NotSettled(_))),
+        "{early:?}"
+    );
+    *rec.slow.lock().unwrap() = None;
+    rt.block_on(ctl.wait_settled(Duration::from_secs(20)))
+        .unwrap();
+    assert!(ctl.is_settled().unwrap());
+    assert_eq!(rec.runs.lock().unwrap().len(), 2 * 4);
+}

@@ -97,8 +97,12 @@ fn main() -> ExitCode {
     };
     for conn in listener.incoming().flatten() {
         std::thread::spawn(move || {
-            if let Err(e) = serve(conn) {
-                eprintln!("ward-hook-runner: {e}");
+            match serve(conn) {
+                // A connection closed before sending a request: the controller checking
+                // that the runner is up.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+                Err(e) => eprintln!("ward-hook-runner: {e}"),
+                Ok(()) => {}
             }
         });
     }

@@ -78,7 +78,9 @@ impl From<ControllerError> for Fail {
             ControllerError::Invalid(_) | ControllerError::Charm(_) => Fail::bad(msg),
             ControllerError::Store(StoreError::NotFound(_)) => Fail::not_found(msg),
             ControllerError::Store(StoreError::Invalid(_)) => Fail::bad(msg),
-            ControllerError::Timeout(_) => Fail::new(StatusCode::GATEWAY_TIMEOUT, msg),
+            ControllerError::Timeout(_) | ControllerError::NotSettled(_) => {
+                Fail::new(StatusCode::GATEWAY_TIMEOUT, msg)
+            }
             _ => Fail::internal(msg),
         }
     }
