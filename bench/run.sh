@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every Ward benchmark in release and collects their tables in bench/results/latest.md.
+# Runs every Ward benchmark in release and collects their tables in bench/results/latest.md,
+# and the same figures as JSON in bench/results/latest.json.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,7 +38,13 @@ PY
   echo
   echo "## ward-demo: PostgreSQL (3 units) + PgBouncer + self-signed-certificates from nothing to active/idle"
   cargo build --release --quiet -p ward-e2e --bins
-  "${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root" | grep -E "active/idle after|psql:"
+  demo=$("${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root")
+  echo "| measure | value | target |"
+  echo "|---|---|---|"
+  echo "$demo" | sed -n 's/^== active\/idle after \([0-9.]*\)s$/| deploy + integrate → all active\/idle | \1 s | < 15 s |/p'
+  if echo "$demo" | grep -q "^== psql (TLS, verify-full)"; then
+    echo "| then psql with verify-full: a row written on the primary is read on a replica | ok | ok |"
+  fi
   echo
   echo "## PostgreSQL: deploy → active (1 and 3 units), write downtime and lost rows when the primary dies"
   "${CARGO_TARGET_DIR:-target}/release/pg-bench" "$root"
@@ -45,3 +52,28 @@ PY
   echo "## pgbench -S, 200 clients: through PgBouncer vs straight to PostgreSQL (same run)"
   "${CARGO_TARGET_DIR:-target}/release/pgbouncer-bench" "$root" 200 15
 } | tee "$out"
+
+# The same tables as JSON: one entry per section, each table row keyed by its header.
+python3 - "$out" bench/results/latest.json <<'PY'
+import json, sys
+sections, cur, header = [], None, None
+for line in open(sys.argv[1], encoding="utf-8"):
+    line = line.rstrip("\n")
+    if line.startswith("# "):
+        title = line[2:]
+    elif line.startswith("## "):
+        cur = {"section": line[3:], "tables": []}
+        sections.append(cur)
+        header = None
+    elif line.startswith("|") and cur is not None:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            cur["tables"].append([])
+        elif not all(set(c) <= set("-: ") for c in cells):
+            cur["tables"][-1].append(dict(zip(header, cells)))
+    else:
+        header = None
+json.dump({"run": title, "sections": sections}, open(sys.argv[2], "w"), indent=2, ensure_ascii=False)
+print(f"\nJSON: {sys.argv[2]}")
+PY
