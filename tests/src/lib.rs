@@ -22,6 +22,92 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Lays out a charm directory to deploy: `source` (metadata.yaml and friends) copied to
+/// `home/name`, with `binary` as its `dispatch` when given.
+pub fn charm_dir(
+    home: &Path,
+    name: &str,
+    source: &Path,
+    binary: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    use anyhow::Context as _;
+    let dir = home.join(name);
+    copy_dir(source, &dir).with_context(|| format!("copying charm {}", source.display()))?;
+    if let Some(bin) = binary {
+        std::fs::copy(bin, dir.join("dispatch"))
+            .with_context(|| format!("copying {} as {name}'s dispatch", bin.display()))?;
+    }
+    Ok(dir)
+}
+
+/// The ward-e2e binaries a sandboxed model runs: the hook-tool client, the workload
+/// manager every container starts, and the long-lived hook runner.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `e2e-jujuc` (ward-jujuc).
+    pub jujuc: PathBuf,
+    /// `e2e-pebble` (ward-pebble).
+    pub pebble: PathBuf,
+    /// `e2e-hook-runner` (ward-hook-runner).
+    pub hook_runner: PathBuf,
+    /// Where the charm binaries (`postgresql-charm`, …) are.
+    pub dir: PathBuf,
+}
+
+impl Binaries {
+    /// The binaries next to the running executable (the bench binaries), with a hint to
+    /// build them when one is missing.
+    pub fn next_to_current_exe() -> anyhow::Result<Binaries> {
+        use anyhow::Context as _;
+        let dir = std::env::current_exe()?
+            .parent()
+            .context("the running executable has no directory")?
+            .to_path_buf();
+        let b = Binaries {
+            jujuc: dir.join("e2e-jujuc"),
+            pebble: dir.join("e2e-pebble"),
+            hook_runner: dir.join("e2e-hook-runner"),
+            dir,
+        };
+        for p in [&b.jujuc, &b.pebble, &b.hook_runner] {
+            b.need(p)?;
+        }
+        Ok(b)
+    }
+
+    /// A charm (or other) binary built beside these, e.g. `postgresql-charm`.
+    pub fn charm(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let p = self.dir.join(name);
+        self.need(&p)?;
+        Ok(p)
+    }
+
+    fn need(&self, p: &Path) -> anyhow::Result<()> {
+        if !p.is_file() {
+            anyhow::bail!(
+                "{} is missing: build with `cargo build --release -p ward-e2e --bins`",
+                p.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The ward-e2e binaries as Cargo built them for this integration test
+/// (`CARGO_BIN_EXE_*`), as a [`Binaries`].
+#[macro_export]
+macro_rules! test_binaries {
+    () => {{
+        let jujuc = std::path::PathBuf::from(env!("CARGO_BIN_EXE_e2e-jujuc"));
+        $crate::Binaries {
+            dir: jujuc.parent().expect("binary directory").to_path_buf(),
+            jujuc,
+            pebble: env!("CARGO_BIN_EXE_e2e-pebble").into(),
+            hook_runner: env!("CARGO_BIN_EXE_e2e-hook-runner").into(),
+        }
+    }};
+}
+
 /// A controller running on its own runtime over a state directory.
 pub struct Model {
     /// The controller.
@@ -69,8 +155,31 @@ impl Model {
         hook_runner: Option<&Path>,
     ) -> anyhow::Result<Model> {
         let mut cfg = ControllerConfig::new(home);
-        cfg.jujuc_path = PathBuf::from(jujuc);
         cfg.retry_base = Duration::from_millis(300);
+        Self::start_sandboxed_cfg(cfg, jujuc, pebble, hook_runner)
+    }
+
+    /// [`Model::start_sandboxed`] with a set of [`Binaries`] and a long-lived hook runner
+    /// per unit, as `ward` runs units; failed hooks are retried quickly for tests.
+    pub fn start_with(home: &Path, bins: &Binaries) -> anyhow::Result<Model> {
+        Self::start_sandboxed(home, &bins.jujuc, &bins.pebble, Some(&bins.hook_runner))
+    }
+
+    /// [`Model::start_with`] keeping the controller's default retry delay of failed hooks,
+    /// as `ward` has it: for benchmarks that stand for what a user sees.
+    pub fn start_as_ward(home: &Path, bins: &Binaries) -> anyhow::Result<Model> {
+        let cfg = ControllerConfig::new(home);
+        Self::start_sandboxed_cfg(cfg, &bins.jujuc, &bins.pebble, Some(&bins.hook_runner))
+    }
+
+    fn start_sandboxed_cfg(
+        mut cfg: ControllerConfig,
+        jujuc: &Path,
+        pebble: &Path,
+        hook_runner: Option<&Path>,
+    ) -> anyhow::Result<Model> {
+        let home = cfg.home.clone();
+        cfg.jujuc_path = PathBuf::from(jujuc);
         let rocks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rocks");
         let substrate = controller::SandboxSubstrate::new(controller::SandboxConfig {
             root: home.join("units"),

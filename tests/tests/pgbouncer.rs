@@ -11,19 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use ward_e2e::{address, assert_no_hook_failed, copy_dir, settle, workload, Model};
+use ward_e2e::{address, assert_no_hook_failed, charm_dir, settle, workload, Model};
 
 /// Lays out a charm directory: metadata from `metadata` (or a test charm dir), the
 /// binary (if any) as dispatch.
-fn charm_dir(home: &Path, name: &str, source: &Path, binary: Option<&str>) -> std::path::PathBuf {
-    let dir = home.join(name);
-    copy_dir(source, &dir).unwrap();
-    if let Some(bin) = binary {
-        std::fs::copy(bin, dir.join("dispatch")).unwrap();
-    }
-    dir
-}
-
 /// psql through PgBouncer (port 6432) with extra libpq environment.
 fn psql_env(
     host: &str,
@@ -74,33 +65,31 @@ fn clients_reach_postgresql_through_pgbouncer() {
         home.path(),
         "postgresql",
         &root.join("../metadata/postgresql"),
-        Some(env!("CARGO_BIN_EXE_postgresql-charm")),
-    );
+        Some(Path::new(env!("CARGO_BIN_EXE_postgresql-charm"))),
+    )
+    .unwrap();
     let pgb = charm_dir(
         home.path(),
         "pgbouncer",
         &root.join("../metadata/pgbouncer"),
-        Some(env!("CARGO_BIN_EXE_pgbouncer-charm")),
-    );
+        Some(Path::new(env!("CARGO_BIN_EXE_pgbouncer-charm"))),
+    )
+    .unwrap();
     let ssc = charm_dir(
         home.path(),
         "self-signed-certificates",
         &root.join("../metadata/self-signed-certificates"),
-        Some(env!("CARGO_BIN_EXE_ssc-charm")),
-    );
+        Some(Path::new(env!("CARGO_BIN_EXE_ssc-charm"))),
+    )
+    .unwrap();
     let client = charm_dir(
         home.path(),
         "db-client",
         &root.join("charms/db-client"),
         None,
-    );
-    let model = Model::start_sandboxed(
-        home.path(),
-        Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
-        Path::new(env!("CARGO_BIN_EXE_e2e-pebble")),
-        Some(Path::new(env!("CARGO_BIN_EXE_e2e-hook-runner"))),
     )
     .unwrap();
+    let model = Model::start_with(home.path(), &ward_e2e::test_binaries!()).unwrap();
     let ctl = &model.ctl;
     let rt = &model.rt;
     // No update-status help: a switchover reaches PgBouncer through Patroni's role-change

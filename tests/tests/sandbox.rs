@@ -30,13 +30,7 @@ fn workloads_run_sandboxed_as_the_rock_user_and_charms_see_only_their_own_unit()
         &charm,
     )
     .unwrap();
-    let model = Model::start_sandboxed(
-        home.path(),
-        Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
-        Path::new(env!("CARGO_BIN_EXE_e2e-pebble")),
-        Some(Path::new(env!("CARGO_BIN_EXE_e2e-hook-runner"))),
-    )
-    .unwrap();
+    let model = Model::start_with(home.path(), &ward_e2e::test_binaries!()).unwrap();
     let ctl = &model.ctl;
     ctl.deploy("sb", &charm, 2, Default::default()).unwrap();
     settle(ctl, "both workloads up", Duration::from_secs(60), |c| {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use controller::Controller;
 use serde_json::json;
-use ward_e2e::{address, copy_dir, Model};
+use ward_e2e::{address, charm_dir, Binaries, Model};
 
 fn all_active(ctl: &Controller, units: &[&str]) -> bool {
     let Ok(s) = ctl.status() else { return false };
@@ -60,10 +60,6 @@ fn pgbench(host: &str, port: u16, user: &str, pw: &str, args: &[&str]) -> anyhow
         .with_context(|| format!("no tps in pgbench's output: {text}"))
 }
 
-fn bin(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let root = PathBuf::from(
@@ -75,18 +71,13 @@ fn run() -> anyhow::Result<()> {
     // Server connections PgBouncer may open for the database (all workers together): a
     // few per core is what a pooler is for.
     let pool: i64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(16);
-    let exe = std::env::current_exe()?;
-    let bins = exe.parent().context("no bin dir")?;
+    let bins = Binaries::next_to_current_exe()?;
     let home = tempfile::Builder::new()
         .prefix("pgb-bench")
         .tempdir_in("/tmp")?;
     let lay = |name: &str, meta: &Path, binary: Option<&str>| -> anyhow::Result<PathBuf> {
-        let dir = home.path().join(name);
-        copy_dir(meta, &dir)?;
-        if let Some(b) = binary {
-            std::fs::copy(bin(bins, b), dir.join("dispatch"))?;
-        }
-        Ok(dir)
+        let bin = binary.map(|b| bins.charm(b)).transpose()?;
+        charm_dir(home.path(), name, meta, bin.as_deref())
     };
     let pg = lay(
         "postgresql",
@@ -99,12 +90,7 @@ fn run() -> anyhow::Result<()> {
         Some("pgbouncer-charm"),
     )?;
     let client = lay("db-client", &root.join("tests/charms/db-client"), None)?;
-    let model = Model::start_sandboxed(
-        home.path(),
-        &bin(bins, "e2e-jujuc"),
-        &bin(bins, "e2e-pebble"),
-        Some(&bin(bins, "e2e-hook-runner")),
-    )?;
+    let model = Model::start_with(home.path(), &bins)?;
     let ctl = &model.ctl;
     let max = (clients + 120).to_string();
     ctl.deploy(

@@ -17,9 +17,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use controller::{Controller, ControllerConfig, SandboxConfig, SandboxSubstrate, SystemClock};
+use controller::Controller;
 use serde_json::json;
-use ward_e2e::{copy_dir, units};
+use ward_e2e::{charm_dir, units, Binaries, Model};
 
 fn psql(host: &str, password: &str, sql: &str) -> anyhow::Result<String> {
     ward_e2e::psql(host, "operator", password, "postgres", sql)
@@ -32,60 +32,25 @@ fn run() -> anyhow::Result<()> {
             .nth(1)
             .context("usage: ward-demo <project-root>")?,
     );
-    let bin_dir = std::env::current_exe()?
-        .parent()
-        .context("no binary directory")?
-        .to_path_buf();
-    let need = |name: &str| -> anyhow::Result<PathBuf> {
-        let p = bin_dir.join(name);
-        if !p.is_file() {
-            bail!(
-                "{} is missing: build with `cargo build --release -p ward-e2e --bins`",
-                p.display()
-            );
-        }
-        Ok(p)
-    };
-    let (jujuc, pebble) = (need("e2e-jujuc")?, need("e2e-pebble")?);
+    let bins = Binaries::next_to_current_exe()?;
     let home = tempfile::Builder::new()
         .prefix("ward-demo")
         .tempdir_in("/tmp")?;
     let charm = |name: &str, bin: &str| -> anyhow::Result<PathBuf> {
-        let dir = home.path().join(name);
-        copy_dir(&root.join("metadata").join(name), &dir)?;
-        std::fs::copy(need(bin)?, dir.join("dispatch"))?;
-        Ok(dir)
+        charm_dir(
+            home.path(),
+            name,
+            &root.join("metadata").join(name),
+            Some(&bins.charm(bin)?),
+        )
     };
     let postgresql = charm("postgresql", "postgresql-charm")?;
     let ssc = charm("self-signed-certificates", "ssc-charm")?;
     let pgbouncer = charm("pgbouncer", "pgbouncer-charm")?;
-
-    let ward_home = home.path().join("ward");
-    let mut cfg = ControllerConfig::new(&ward_home);
-    cfg.jujuc_path = jujuc.clone();
-    let substrate = SandboxSubstrate::new(SandboxConfig {
-        root: ward_home.join("units"),
-        bwrap: PathBuf::from("/usr/bin/bwrap"),
-        pebble,
-        rocks_dir: Some(root.join("rocks")),
-        tools: vec![ward_home.join("tools"), jujuc],
-        extra_ro_binds: Vec::new(),
-        hook_runner: Some(need("e2e-hook-runner")?),
-    })?;
-    let ctl = Controller::with_substrate(
-        cfg,
-        std::sync::Arc::new(substrate),
-        std::sync::Arc::new(SystemClock),
-    )?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let c = ctl.clone();
-    rt.spawn(async move { c.run(std::future::pending()).await });
+    let Model { ctl, rt, sandboxes } = Model::start_as_ward(&home.path().join("ward"), &bins)?;
     let result = demo(&ctl, &rt, &postgresql, &ssc, &pgbouncer);
     println!("== stopping the workloads");
-    controller::sandbox::stop_all(&ward_home.join("units"));
+    drop(sandboxes);
     result
 }
 
