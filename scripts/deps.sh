@@ -24,8 +24,8 @@ if ((${#missing[@]})); then
 fi
 
 venv="$root/.venv"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import ops' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import ops, charmlibs.interfaces.tls_certificates' 2>/dev/null; then
   echo "ward: creating $venv with ops"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'ops==3.9.*' 'cryptography'
+  "$venv/bin/pip" install -q --disable-pip-version-check 'ops==3.9.*' 'cryptography' 'charmlibs-interfaces-tls-certificates==1.12.*'
 fi

@@ -2,9 +2,10 @@
 //!
 //! The leader keeps the CA (certificate, private key and the config it was made from)
 //! in an application-owned secret labelled `active-ca-certificates`, and answers every
-//! CSR that requirers publish on `certificates` in its application databag. A config
-//! change that alters the CA, or the `rotate-private-key` action, makes a new CA and
-//! re-issues everything. A CSR that fails the checks gets no certificate, a log line and
+//! CSR that requirers publish on `certificates` in its application databag. The CA key
+//! is ECDSA P-256 or RSA 2048 (`key-algorithm`). A config change that alters the CA
+//! (its subject, lifetime or key algorithm), or the `rotate-private-key` action, makes a
+//! new CA and re-issues everything. A CSR that fails the checks gets no certificate, a log line and
 //! the unit's (still active) status naming the relation and the unit that sent it; the
 //! others are still served. The certificate work is [`interfaces::tls_provider`]'s: this
 //! charm only supplies the CA and the validity. The CA certificate is also published on
@@ -15,7 +16,7 @@ use charm::{
     Status,
 };
 use interfaces::certificate_transfer::CertificateTransferProvider;
-use interfaces::tls_certificates::{dumps, CaConfig, CertificateAuthority};
+use interfaces::tls_certificates::{dumps, CaConfig, CertificateAuthority, KeyAlgorithm};
 use interfaces::tls_provider::{Report, TlsProvider};
 
 /// The secret label of the active CA.
@@ -42,13 +43,19 @@ struct Settings {
 impl Settings {
     /// What must match for a stored CA to stay in use.
     fn fingerprint(&self) -> String {
-        format!(
+        let mut f = format!(
             "cn={}|o={}|c={}|days={}",
             self.ca.common_name,
             self.ca.organization.as_deref().unwrap_or(""),
             self.ca.country.as_deref().unwrap_or(""),
             self.ca.validity_days
-        )
+        );
+        // CAs made before key-algorithm existed are P-256 with a fingerprint without it;
+        // leaving the default out keeps them in use instead of rotating on upgrade.
+        if self.ca.key_algorithm != KeyAlgorithm::default() {
+            f.push_str(&format!("|key={}", self.ca.key_algorithm));
+        }
+        f
     }
 }
 
@@ -113,6 +120,11 @@ fn settings(ctx: &mut Context<'_>) -> Result<Settings> {
             reason: format!("must be at least twice certificate-validity ({cert})"),
         });
     }
+    let names = KeyAlgorithm::ALL.map(KeyAlgorithm::as_str);
+    let key_algorithm = cfg
+        .get_one_of("key-algorithm", &names, KeyAlgorithm::default().as_str())?
+        .parse::<KeyAlgorithm>()
+        .map_err(tls_err)?;
     let limit = match cfg.get_int("certificate-limit")? {
         None | Some(-1) => None,
         Some(n) if n >= 0 => Some(n as usize),
@@ -131,6 +143,7 @@ fn settings(ctx: &mut Context<'_>) -> Result<Settings> {
             organization,
             country,
             validity_days: root_days,
+            key_algorithm,
         },
         certificate_days,
     })

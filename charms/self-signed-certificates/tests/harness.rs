@@ -1,4 +1,5 @@
-//! The charm under the SDK's harness: signing, bad CSRs, CA rotation, config checks.
+//! The charm under the SDK's harness: signing, bad CSRs, CA rotation, config checks,
+//! the CA key algorithm (checked with OpenSSL's CLI).
 
 use charm::testing::{Harness, Relation, State};
 use charm::{Event, StatusName};
@@ -162,6 +163,7 @@ fn invalid_config_blocks_naming_the_option_and_issues_nothing() {
         (json!({"root-ca-validity": "soon"}), "root-ca-validity"),
         (json!({"ca-country": "Britain"}), "ca-country"),
         (json!({"ca-common-name": ""}), "ca-common-name"),
+        (json!({"key-algorithm": "dsa-1024"}), "key-algorithm"),
     ] {
         let state = State {
             leader: true,
@@ -248,4 +250,108 @@ fn certificate_limit_leaves_extra_csrs_waiting() {
     let out = harness().run(&mut SelfSigned::default(), Event::UpdateStatus, state);
     assert!(out.error.is_none(), "{:?}", out.error);
     assert_eq!(provided(&out.state, 7).len(), 1);
+}
+
+/// `openssl x509 -noout -text` of a PEM certificate.
+fn openssl_text(pem: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.pem"), pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-in", "c.pem", "-noout", "-text"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `openssl verify -CAfile ca.pem cert.pem` passes.
+fn openssl_verifies(ca: &str, cert: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+    std::process::Command::new("openssl")
+        .args(["verify", "-CAfile", "ca.pem", "cert.pem"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn key_algorithm_chooses_the_ca_key_and_changing_it_rotates_the_ca_and_reissues() {
+    let (_, bag0) = request("pg-0");
+    let rel = Relation::new("certificates", 7, "pg")
+        .with_remote_unit("pg/0", [(REQUESTS_KEY, bag0.as_str())]);
+    let state = State {
+        leader: true,
+        config: config(json!({})),
+        relations: vec![rel],
+        ..State::default()
+    };
+    // The default: ECDSA P-256.
+    let first = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
+    assert!(first.error.is_none(), "{:?}", first.error);
+    let p256 = provided(&first.state, 7);
+    let text = openssl_text(&p256[0].ca);
+    assert!(
+        text.contains("id-ecPublicKey") && text.contains("prime256v1"),
+        "{text}"
+    );
+    assert!(openssl_verifies(&p256[0].ca, &p256[0].certificate));
+
+    // rsa-2048: a new CA with an RSA key; the certificate is re-issued under it.
+    let mut state = first.state.clone();
+    state.config = config(json!({"key-algorithm": "rsa-2048"}));
+    let second = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
+    assert!(second.error.is_none(), "{:?}", second.error);
+    assert_eq!(second.state.unit_status.name, StatusName::Active);
+    let rsa = provided(&second.state, 7);
+    assert_ne!(rsa[0].ca, p256[0].ca, "a new CA");
+    assert_ne!(rsa[0].certificate, p256[0].certificate, "re-issued");
+    let text = openssl_text(&rsa[0].ca);
+    assert!(
+        text.contains("rsaEncryption") && text.contains("Public-Key: (2048 bit)"),
+        "{text}"
+    );
+    assert!(openssl_verifies(&rsa[0].ca, &rsa[0].certificate));
+    assert!(!openssl_verifies(&p256[0].ca, &rsa[0].certificate));
+    let ca_secret = second.state.secret_by_label(CA_LABEL).unwrap().clone();
+    assert_eq!(ca_secret.latest(), 2);
+
+    // A quiet hook keeps the RSA CA (the stored CA matches the config).
+    let again = harness().run(
+        &mut SelfSigned::default(),
+        Event::UpdateStatus,
+        second.state.clone(),
+    );
+    assert_eq!(provided(&again.state, 7), rsa);
+
+    // An invalid value blocks naming the option and the value, and keeps the CA and
+    // the certificates as they were.
+    let mut state = second.state.clone();
+    state.config = config(json!({"key-algorithm": "ed448"}));
+    let third = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
+    assert!(third.error.is_none(), "{:?}", third.error);
+    assert_eq!(third.state.unit_status.name, StatusName::Blocked);
+    let msg = &third.state.unit_status.message;
+    assert!(
+        msg.contains("key-algorithm") && msg.contains("ed448") && msg.contains("rsa-2048"),
+        "{msg}"
+    );
+    assert_eq!(provided(&third.state, 7), rsa);
+    assert_eq!(
+        third.state.secret_by_label(CA_LABEL).unwrap().latest(),
+        ca_secret.latest()
+    );
+
+    // Back to the default: rotates again, to P-256.
+    let mut state = third.state;
+    state.config = config(json!({"key-algorithm": "ecdsa-p256"}));
+    let fourth = harness().run(&mut SelfSigned::default(), Event::ConfigChanged, state);
+    let back = provided(&fourth.state, 7);
+    assert_ne!(back[0].ca, rsa[0].ca);
+    assert!(openssl_text(&back[0].ca).contains("prime256v1"));
+    assert!(openssl_verifies(&back[0].ca, &back[0].certificate));
 }

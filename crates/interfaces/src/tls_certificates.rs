@@ -151,9 +151,73 @@ pub fn parse_certificates(text: &str) -> Result<Vec<ProvidedCertificate>> {
 
 /// A new ECDSA P-256 private key, PKCS#8 PEM.
 pub fn generate_private_key() -> Result<String> {
-    KeyPair::generate()
-        .map(|k| k.serialize_pem())
-        .map_err(|e| TlsError::Key(e.to_string()))
+    generate_private_key_for(KeyAlgorithm::EcdsaP256)
+}
+
+/// The kind of private key to make.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256 (`ecdsa-p256`), signing with SHA-256.
+    #[default]
+    EcdsaP256,
+    /// RSA, 2048 bits, e = 65537 (`rsa-2048`), signing PKCS#1 v1.5 with SHA-256: what
+    /// Canonical's self-signed-certificates makes.
+    Rsa2048,
+}
+
+impl KeyAlgorithm {
+    /// Every algorithm, by name.
+    pub const ALL: [KeyAlgorithm; 2] = [KeyAlgorithm::EcdsaP256, KeyAlgorithm::Rsa2048];
+
+    /// Its config name: `ecdsa-p256` or `rsa-2048`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+            KeyAlgorithm::Rsa2048 => "rsa-2048",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = TlsError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        KeyAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                TlsError::Config(format!(
+                    "key algorithm {s:?} is not one of ecdsa-p256, rsa-2048"
+                ))
+            })
+    }
+}
+
+/// A new private key of `algorithm`, PKCS#8 PEM.
+pub fn generate_private_key_for(algorithm: KeyAlgorithm) -> Result<String> {
+    key_pair(algorithm).map(|k| k.serialize_pem())
+}
+
+fn key_pair(algorithm: KeyAlgorithm) -> Result<KeyPair> {
+    match algorithm {
+        KeyAlgorithm::EcdsaP256 => KeyPair::generate().map_err(|e| TlsError::Key(e.to_string())),
+        KeyAlgorithm::Rsa2048 => {
+            use rsa::pkcs8::EncodePrivateKey;
+            // rcgen (on ring) signs with RSA keys but cannot make them.
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)
+                .map_err(|e| TlsError::Key(format!("cannot make an RSA key: {e}")))?;
+            let der = key
+                .to_pkcs8_der()
+                .map_err(|e| TlsError::Key(format!("cannot encode the RSA key: {e}")))?;
+            KeyPair::try_from(der.as_bytes()).map_err(|e| TlsError::Key(e.to_string()))
+        }
+    }
 }
 
 /// What a requirer asks for.
@@ -407,16 +471,19 @@ pub struct CaConfig {
     pub country: Option<String>,
     /// Validity in days.
     pub validity_days: u32,
+    /// The CA key's algorithm.
+    pub key_algorithm: KeyAlgorithm,
 }
 
 impl CaConfig {
-    /// A CA named `common_name`, valid 365 days.
+    /// A CA named `common_name`, valid 365 days, with an ECDSA P-256 key.
     pub fn new(common_name: &str) -> Self {
         Self {
             common_name: common_name.into(),
             organization: None,
             country: None,
             validity_days: 365,
+            key_algorithm: KeyAlgorithm::EcdsaP256,
         }
     }
 }
@@ -466,7 +533,7 @@ impl CertificateAuthority {
                 "root-ca-validity must be at least one day".into(),
             ));
         }
-        let key = KeyPair::generate().map_err(|e| TlsError::Key(e.to_string()))?;
+        let key = key_pair(cfg.key_algorithm)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, cfg.common_name.as_str());

@@ -1,16 +1,19 @@
-//! The requirer side of `tls-certificates` v4 over the charm SDK, one certificate per
-//! unit.
+//! The requirer side of `tls-certificates` v4 over the charm SDK: one certificate per
+//! unit ([`Mode::Unit`], the default), or one for the whole application ([`Mode::App`]).
 //!
-//! State lives in two unit-owned secrets:
+//! State lives in two secrets, owned by the unit (unit mode) or by the application (app
+//! mode, where only the leader acts and the label gains `-app`):
 //!
-//! - `<endpoint>-private-key`: the private key, the CSR now published and the request it
-//!   was made for. The key stays for the unit's life; CSRs change with the request and at
-//!   every renewal.
-//! - `<endpoint>-certificate`: the certificate in use (with its CA, chain and the CSR it
-//!   answers), whose Juju expiry is the renewal time, 90% of the way from notBefore to
-//!   notAfter (Canonical's library uses the same fraction).
+//! - `<endpoint>-private-key` (`<endpoint>-app-private-key`): the private key, the CSR
+//!   now published and the request it was made for. The key stays for the unit's (or
+//!   application's) life; CSRs change with the request and at every renewal.
+//! - `<endpoint>-certificate` (`<endpoint>-app-certificate`): the certificate in use
+//!   (with its CA, chain and the CSR it answers), whose Juju expiry is the renewal time,
+//!   90% of the way from notBefore to notAfter (Canonical's library uses the same
+//!   fraction).
 //!
-//! The CSR is published in the unit's bag in the JSON shape Canonical's library writes,
+//! The CSR is published in the unit's bag (app mode: the application's bag, written by
+//! the leader) in the JSON shape Canonical's library writes,
 //! and a certificate is accepted only when it answers that CSR, carries our public key
 //! and is not a CA certificate. Renewal (on `secret-expired` for the certificate secret,
 //! or on any hook once the renewal time has passed) makes a new CSR with the same key
@@ -19,8 +22,12 @@
 //! certificate the provider revokes, or drops while our CSR is still published, is
 //! forgotten at once and a fresh CSR asks again.
 //!
-//! Not here: app-mode requests (one certificate for the whole application) and more than
-//! one certificate per unit.
+//! In app mode a unit that is not the leader gets `None` and touches nothing, as
+//! Canonical's library keeps an app-mode certificate for the leader only; a new leader
+//! picks up the application's secrets where the old one left them.
+//!
+//! Not here: both modes on one endpoint (upstream's `APP_AND_UNIT`) and more than one
+//! certificate per unit or application.
 
 use charm::{Bag, Context, Error, Event, LogLevel, Result, SecretOptions, SecretOwner, SecretRead};
 
@@ -72,10 +79,23 @@ pub fn unit_address_request(unit_name: &str, address: &str) -> Result<CsrRequest
         .dns(&unit_name.replace('/', "-")))
 }
 
+/// Whose certificate a requirer asks for (Canonical's `Mode.UNIT` and `Mode.APP`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Each unit has its own key (a unit secret), publishes its CSR in its unit bag and
+    /// gets its own certificate.
+    #[default]
+    Unit,
+    /// One certificate for the application: the leader keeps the key in an application
+    /// secret and publishes the CSR in the application bag; other units get `None`.
+    App,
+}
+
 /// The requirer on one endpoint.
 #[derive(Debug, Clone)]
 pub struct TlsRequirer {
     endpoint: String,
+    mode: Mode,
     renewal_fraction: f64,
     now: Option<i64>,
 }
@@ -132,12 +152,43 @@ enum Answer {
 }
 
 impl TlsRequirer {
-    /// A requirer on `endpoint` (e.g. `certificates`), renewing at 90% of the validity.
+    /// A unit-mode requirer on `endpoint` (e.g. `certificates`), renewing at 90% of the
+    /// validity.
     pub fn new(endpoint: &str) -> Self {
         TlsRequirer {
             endpoint: endpoint.into(),
+            mode: Mode::Unit,
             renewal_fraction: 0.9,
             now: None,
+        }
+    }
+
+    /// Asks for the unit's certificate ([`Mode::Unit`], the default) or the
+    /// application's ([`Mode::App`]).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn owner(&self) -> SecretOwner {
+        match self.mode {
+            Mode::Unit => SecretOwner::Unit,
+            Mode::App => SecretOwner::Application,
+        }
+    }
+
+    /// The bag this requirer publishes its CSRs in, as it stands.
+    fn published(&self, ctx: &mut Context<'_>, rel: &charm::RelationId) -> Result<Bag> {
+        match self.mode {
+            Mode::Unit => ctx.unit_data(rel),
+            Mode::App => ctx.app_data(rel),
+        }
+    }
+
+    fn publish(&self, ctx: &mut Context<'_>, rel: &charm::RelationId, data: &Bag) -> Result<()> {
+        match self.mode {
+            Mode::Unit => ctx.set_unit_data(rel, data),
+            Mode::App => ctx.set_app_data(rel, data),
         }
     }
 
@@ -165,14 +216,21 @@ impl TlsRequirer {
             .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
     }
 
+    fn scope(&self) -> &'static str {
+        match self.mode {
+            Mode::Unit => "",
+            Mode::App => "-app",
+        }
+    }
+
     fn key_label(&self) -> String {
-        format!("{}-private-key", self.endpoint)
+        format!("{}{}-private-key", self.endpoint, self.scope())
     }
 
     /// The label of the secret holding the certificate in use; its expiry is the
     /// renewal time.
     pub fn certificate_label(&self) -> String {
-        format!("{}-certificate", self.endpoint)
+        format!("{}{}-certificate", self.endpoint, self.scope())
     }
 
     fn tls_err(&self, e: TlsError) -> Error {
@@ -196,12 +254,16 @@ impl TlsRequirer {
 
     /// Makes sure our key and a CSR for `request` exist and are published, renews when
     /// due, and returns the certificate in use once the provider has issued one. `None`
-    /// without a relation or while waiting for a first (or, after revocation, a fresh)
-    /// certificate. Malformed provider data is an error naming the relation.
+    /// without a relation, while waiting for a first (or, after revocation, a fresh)
+    /// certificate, and in app mode on units that are not the leader. Malformed provider
+    /// data is an error naming the relation.
     pub fn reconcile(&self, ctx: &mut Context<'_>, request: &CsrRequest) -> Result<Option<Issued>> {
         let Some(rel) = ctx.relation(&self.endpoint)? else {
             return Ok(None);
         };
+        if self.mode == Mode::App && !ctx.is_leader()? {
+            return Ok(None);
+        }
         let now = self.now();
         let wanted = fingerprint(request);
         let key_label = self.key_label();
@@ -312,7 +374,7 @@ impl TlsRequirer {
                     None => {
                         ctx.add_secret(
                             &content,
-                            SecretOwner::Unit,
+                            self.owner(),
                             &SecretOptions {
                                 label: Some(cert_label.clone()),
                                 description: Some(format!(
@@ -351,7 +413,7 @@ impl TlsRequirer {
                 None => {
                     ctx.add_secret(
                         &content,
-                        SecretOwner::Unit,
+                        self.owner(),
                         &SecretOptions {
                             label: Some(key_label.clone()),
                             description: Some(format!("private key for {}", self.endpoint)),
@@ -365,8 +427,8 @@ impl TlsRequirer {
             certificate_signing_request: csr.clone(),
             ca: false,
         }]);
-        if ctx.unit_data(&rel)?.get(REQUESTS_KEY) != Some(&published) {
-            ctx.set_unit_data(&rel, &bag([(REQUESTS_KEY, published)]))?;
+        if self.published(ctx, &rel)?.get(REQUESTS_KEY) != Some(&published) {
+            self.publish(ctx, &rel, &bag([(REQUESTS_KEY, published)]))?;
         }
 
         // 5. What callers use: the accepted certificate, or while a renewal is pending

@@ -1,13 +1,14 @@
 //! The tls-certificates requirer under the SDK's harness, against the provider helper:
-//! round trip, renewal at 90% and on secret-expired, revoked and withdrawn certificates.
+//! round trip, renewal at 90% and on secret-expired, revoked and withdrawn certificates,
+//! app mode (the leader's CSR in the app bag, the key in an app secret).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use charm::testing::{Harness, Relation, State};
-use charm::{Charm, Context, Event, SecretEvent};
+use charm::{Charm, Context, Event, SecretEvent, SecretOwner};
 use interfaces::tls_certificates::*;
 use interfaces::tls_provider::TlsProvider;
-use interfaces::tls_requirer::{Issued, TlsRequirer};
+use interfaces::tls_requirer::{Issued, Mode, TlsRequirer};
 
 const REL: u32 = 3;
 const DAY: i64 = 86_400;
@@ -319,4 +320,153 @@ fn a_certificate_for_another_key_or_a_ca_certificate_is_refused() {
             .secret_by_label("certificates-certificate")
             .is_none_or(|s| s.removed));
     }
+}
+
+/// An app-mode requirer charm.
+#[derive(Default)]
+struct AppRequirer {
+    issued: Option<Issued>,
+}
+
+impl Charm for AppRequirer {
+    fn handle(&mut self, ctx: &mut Context<'_>, _event: &Event) -> charm::Result<()> {
+        self.issued = TlsRequirer::new("certificates")
+            .mode(Mode::App)
+            .reconcile(ctx, &CsrRequest::new("db").dns("db.ward.local"))?;
+        Ok(())
+    }
+}
+
+fn app_requested(state: &State) -> Vec<RequestedCertificate> {
+    parse_requests(&state.relation(REL).unwrap().local_app_data[REQUESTS_KEY]).unwrap()
+}
+
+/// As [`provide`], for a requirer whose CSRs are in its application bag.
+fn provide_app(req: &mut State, ca: &CertificateAuthority) {
+    let bag = req.relation(REL).unwrap().local_app_data.clone();
+    let mut theirs = Relation::new("certificates", REL, "db").with_remote_app_data(bag);
+    theirs.local_app_data = req.relation(REL).unwrap().remote_app_data.clone();
+    let state = State {
+        leader: true,
+        relations: vec![theirs],
+        ..State::default()
+    };
+    let out = Harness::new("ca/0").run(
+        &mut Provider {
+            ca,
+            window: (0, 90),
+        },
+        Event::UpdateStatus,
+        state,
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    req.relations[0].remote_app_data = out.state.relation(REL).unwrap().local_app_data.clone();
+}
+
+fn run_app(unit: &str, charm: &mut AppRequirer, event: Event, state: State) -> State {
+    let out = Harness::new(unit).run(charm, event, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    unique_secret_ids(out.state)
+}
+
+#[test]
+fn app_mode_the_leader_asks_in_the_app_bag_with_an_app_owned_key() {
+    let ca = CertificateAuthority::generate(&CaConfig::new("Ward CA")).unwrap();
+    let mut charm = AppRequirer::default();
+    let leader = State {
+        leader: true,
+        ..requirer_state()
+    };
+    let mut state = run_app("db/0", &mut charm, Event::UpdateStatus, leader);
+    assert!(charm.issued.is_none());
+    let rel = state.relation(REL).unwrap();
+    assert!(
+        !rel.local_unit_data.contains_key(REQUESTS_KEY),
+        "no CSR in the unit bag in app mode"
+    );
+    let asked = app_requested(&state);
+    assert_eq!(asked.len(), 1);
+    assert!(!asked[0].ca);
+    assert!(rel.local_app_data[REQUESTS_KEY]
+        .starts_with("[{\"certificate_signing_request\": \"-----BEGIN CERTIFICATE REQUEST-----"));
+    let key = state
+        .secret_by_label("certificates-app-private-key")
+        .unwrap();
+    assert_eq!(key.owner, Some(SecretOwner::Application));
+    assert!(state.secret_by_label("certificates-private-key").is_none());
+
+    provide_app(&mut state, &ca);
+    let state = run_app("db/0", &mut charm, Event::UpdateStatus, state);
+    let issued = charm
+        .issued
+        .clone()
+        .expect("the leader gets the certificate");
+    assert!(certificate_matches_key(&issued.certificate, &issued.private_key).unwrap());
+    let cert = state
+        .secret_by_label("certificates-app-certificate")
+        .unwrap();
+    assert_eq!(cert.owner, Some(SecretOwner::Application));
+    assert_eq!(cert.latest_content()["certificate"], issued.certificate);
+    assert!(cert.expire.is_some(), "expires at the renewal time");
+
+    // Another unit, not the leader: nothing, and nothing written.
+    let follower = State {
+        leader: false,
+        ..state.clone()
+    };
+    let mut other = AppRequirer::default();
+    let out = Harness::new("db/1").run(&mut other, Event::UpdateStatus, follower.clone());
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(other.issued.is_none());
+    assert_eq!(out.state, follower);
+
+    // A new leader picks up the application's key and certificate.
+    let mut new_leader = AppRequirer::default();
+    let moved = run_app("db/1", &mut new_leader, Event::LeaderElected, state.clone());
+    let taken = new_leader.issued.clone().expect("the new leader has it");
+    assert_eq!(taken.certificate, issued.certificate);
+    assert_eq!(taken.private_key, issued.private_key);
+    assert_eq!(app_requested(&moved), app_requested(&state));
+
+    // Renewal on secret-expired posts a new CSR in the app bag, same key.
+    let expired = Event::SecretExpired(SecretEvent {
+        id: cert.id.clone(),
+        label: cert.label.clone(),
+        revision: Some(cert.latest()),
+    });
+    let before = app_requested(&state);
+    let mut state = run_app("db/0", &mut charm, expired, state);
+    let after = app_requested(&state);
+    assert_eq!(after.len(), 1);
+    assert_ne!(before, after, "secret-expired posts a new CSR");
+    provide_app(&mut state, &ca);
+    run_app("db/0", &mut charm, Event::UpdateStatus, state);
+    let renewed = charm.issued.clone().unwrap();
+    assert_ne!(renewed.certificate, issued.certificate);
+    assert_eq!(renewed.private_key, issued.private_key);
+}
+
+#[test]
+fn unit_and_app_mode_keep_apart_on_one_endpoint_name() {
+    // Unit mode is unchanged by app mode's existence: its labels and bag.
+    let mut charm = Requirer::default();
+    let state = run(&mut charm, Event::UpdateStatus, requirer_state());
+    assert_eq!(requested(&state).len(), 1);
+    assert!(!state
+        .relation(REL)
+        .unwrap()
+        .local_app_data
+        .contains_key(REQUESTS_KEY));
+    let key = state.secret_by_label("certificates-private-key").unwrap();
+    assert_eq!(key.owner, Some(SecretOwner::Unit));
+    assert_eq!(
+        TlsRequirer::new("certificates").certificate_label(),
+        "certificates-certificate"
+    );
+    assert_eq!(
+        TlsRequirer::new("certificates")
+            .mode(Mode::App)
+            .certificate_label(),
+        "certificates-app-certificate"
+    );
 }
