@@ -1,5 +1,5 @@
-//! The tutorial's story (docs/tutorial/getting-started.md), driven through the real
-//! `ward` binary exactly as a user types it: bootstrap on a temporary WARD_HOME and a free
+//! The main story (the one docs/tutorial/getting-started.md tells; tests/tests/docs.rs runs
+//! that page's own commands), driven through the real `ward` binary: bootstrap on a temporary WARD_HOME and a free
 //! port (bubblewrap sandboxes), deploy PostgreSQL (3 units), PgBouncer, the self-signed CA
 //! and a client application (through PgBouncer) by name,
 //! integrate them, wait, get-password, psql over TLS with sslmode=verify-full, rotate the
