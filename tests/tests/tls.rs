@@ -61,29 +61,16 @@ fn python() -> String {
 /// A charm directory under `home`: `tests/charms/<src>`, with `bin` as its dispatch
 /// when given (Rust charms).
 fn charm(home: &Path, src: &str, bin: Option<&str>) -> std::path::PathBuf {
-    let dir = home.join(src);
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("charms")
-            .join(src),
-        &dir,
-    )
-    .unwrap();
-    if let Some(bin) = bin {
-        std::fs::copy(bin, dir.join("dispatch")).unwrap();
-    }
-    dir
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charms")
+        .join(src);
+    ward_e2e::charm_dir(home, src, &source, bin.map(Path::new)).unwrap()
 }
 
 fn ssc_charm(home: &Path) -> std::path::PathBuf {
-    let dir = home.join("ssc");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata/self-signed-certificates"),
-        &dir,
-    )
-    .unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_ssc-charm"), dir.join("dispatch")).unwrap();
-    dir
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata/self-signed-certificates");
+    let bin = Path::new(env!("CARGO_BIN_EXE_ssc-charm"));
+    ward_e2e::charm_dir(home, "ssc", &source, Some(bin)).unwrap()
 }
 
 /// A unit's charm directory under the controller home (the process substrate's layout).
@@ -388,6 +375,52 @@ fn a_rust_requirer_gets_certificates_with_the_sans_it_asked_for_in_unit_and_app_
         parse_certificates(&ctl.relation_data(app_rel, "ca").unwrap()["certificates"]).unwrap();
     assert_eq!(provided.len(), 1, "one certificate for the application");
     assert_no_key_in(&ctl, app_rel, &["ca", "rustapp", "rustapp/0", "rustapp/1"]);
+
+    // key-algorithm rsa-2048: a new CA with an RSA key; every requirer gets a
+    // certificate from it and writes it out.
+    let old_ca = provided[0].ca.clone();
+    ctl.set_config(
+        "ca",
+        [("key-algorithm".to_string(), Some(json!("rsa-2048")))].into(),
+    )
+    .unwrap();
+    let dirs: Vec<_> = ["rustreq/0", "rustreq/1", leader]
+        .iter()
+        .map(|u| unit_charm_dir(&ward_home, u))
+        .collect();
+    settle(
+        &ctl,
+        "the requirers to write certificates from the RSA CA",
+        |c| {
+            let Ok(bag) = c.relation_data(unit_rel, "ca") else {
+                return false;
+            };
+            let Some(new_ca) = bag
+                .get("certificates")
+                .and_then(|t| parse_certificates(t).ok())
+                .and_then(|l| l.first().map(|p| p.ca.clone()))
+            else {
+                return false;
+            };
+            new_ca != old_ca
+                && dirs.iter().all(|d| {
+                    std::fs::read_to_string(d.join("ca.pem"))
+                        .is_ok_and(|t| t.trim() == new_ca.trim())
+                })
+        },
+    );
+    for dir in &dirs {
+        let text = verified_text(dir);
+        assert!(
+            text.contains("Issuer: CN = self-signed-certificates-operator"),
+            "{text}"
+        );
+        let (_, ca_text) = openssl(dir, &["x509", "-in", "ca.pem", "-noout", "-text"]);
+        assert!(
+            ca_text.contains("rsaEncryption") && ca_text.contains("Public-Key: (2048 bit)"),
+            "{ca_text}"
+        );
+    }
     assert_no_hook_failed(&ctl);
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Requirers publish `certificate_signing_requests` (a JSON list of
 //! `{"certificate_signing_request", "ca"}`); providers answer in their app bag with
-//! `certificates` (a JSON list of `{"certificate", "certificate_signing_request", "ca",
+//! `certificates` (a JSON list of `{"ca", "certificate_signing_request", "certificate",
 //! "chain", "revoked"?}`). Each top-level value is JSON text written as Python's
-//! `json.dumps` writes it, so bags compare byte for byte with Canonical's library.
+//! `json.dumps` writes it, keys in the order of Canonical's models and PEMs without
+//! their final newline, so bags compare byte for byte with Canonical's library.
 //!
 //! ```
 //! use interfaces::tls_certificates::{CertificateAuthority, CaConfig, CsrPolicy, CsrRequest, generate_private_key, generate_csr, validate_csr};
@@ -70,15 +71,16 @@ pub struct RequestedCertificate {
     pub ca: bool,
 }
 
-/// One entry of a provider's `certificates`.
+/// One entry of a provider's `certificates`. The fields are in the order Canonical's
+/// library writes them (its `_Certificate` model), which is the order they serialise in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvidedCertificate {
-    /// The certificate, PEM.
-    pub certificate: String,
-    /// The CSR it answers, PEM.
-    pub certificate_signing_request: String,
     /// The issuing CA, PEM.
     pub ca: String,
+    /// The CSR it answers, PEM.
+    pub certificate_signing_request: String,
+    /// The certificate, PEM.
+    pub certificate: String,
     /// Leaf first, then the CA.
     pub chain: Vec<String>,
     /// Set when the provider revoked it.
@@ -253,7 +255,8 @@ impl CsrRequest {
     }
 }
 
-/// A CSR for `request`, signed with `key_pem`, PEM.
+/// A CSR for `request`, signed with `key_pem`, PEM (without a final newline, as
+/// Canonical's library writes PEMs).
 pub fn generate_csr(key_pem: &str, request: &CsrRequest) -> Result<String> {
     let key = KeyPair::from_pem(key_pem).map_err(|e| TlsError::Key(e.to_string()))?;
     let mut params = CertificateParams::default();
@@ -276,6 +279,7 @@ pub fn generate_csr(key_pem: &str, request: &CsrRequest) -> Result<String> {
     params
         .serialize_request(&key)
         .and_then(|c| c.pem())
+        .map(|pem| pem.trim_end().to_string())
         .map_err(|e| TlsError::Csr(e.to_string()))
 }
 
@@ -558,7 +562,7 @@ impl CertificateAuthority {
             .self_signed(&key)
             .map_err(|e| TlsError::Sign(e.to_string()))?;
         Ok(Self {
-            cert_pem: cert.pem(),
+            cert_pem: cert.pem().trim_end().to_string(),
             key_pem: key.serialize_pem(),
             issuer: cert,
             key,
@@ -581,14 +585,14 @@ impl CertificateAuthority {
             ));
         }
         Ok(Self {
-            cert_pem: cert_pem.into(),
+            cert_pem: cert_pem.trim().to_string(),
             key_pem: key_pem.into(),
             issuer,
             key,
         })
     }
 
-    /// The CA certificate, PEM.
+    /// The CA certificate, PEM without a final newline.
     pub fn certificate_pem(&self) -> &str {
         &self.cert_pem
     }
@@ -599,7 +603,8 @@ impl CertificateAuthority {
     }
 
     /// Signs a validated CSR for `validity_days`: subject and SANs from the CSR, a
-    /// random serial, AKI and SKI, basic constraints and key usage by CA flag.
+    /// random serial, AKI and SKI, basic constraints and key usage by CA flag. Returns
+    /// the certificate as PEM without a final newline.
     pub fn sign(&self, csr: &ValidatedCsr, validity_days: u32) -> Result<String> {
         let now = time::OffsetDateTime::now_utc();
         // Five minutes back so that a requirer whose clock lags a little accepts it.
@@ -664,7 +669,7 @@ impl CertificateAuthority {
         }
         params
             .signed_by(&csr.public_key, &self.issuer, &self.key)
-            .map(|c| c.pem())
+            .map(|c| c.pem().trim_end().to_string())
             .map_err(|e| TlsError::Sign(e.to_string()))
     }
 }

@@ -247,11 +247,14 @@ impl TlsProvider {
                 let signed = validate_csr(csr, request.ca, &self.policy).and_then(|v| sign(&v));
                 match signed {
                     Ok(cert) => {
+                        // PEMs without their final newline, as Canonical's library
+                        // writes them (`str(...)` strips), so the bags match byte for byte.
+                        let (cert, ca) = (cert.trim().to_string(), ca.trim().to_string());
                         next.push(ProvidedCertificate {
-                            chain: vec![cert.clone(), ca.to_string()],
+                            ca: ca.clone(),
+                            certificate_signing_request: csr.trim().to_string(),
+                            chain: vec![cert.clone(), ca],
                             certificate: cert,
-                            certificate_signing_request: csr.clone(),
-                            ca: ca.to_string(),
                             revoked: None,
                         });
                         report.issued += 1;

@@ -424,7 +424,8 @@ impl TlsRequirer {
             }
         }
         let published = dumps(&vec![RequestedCertificate {
-            certificate_signing_request: csr.clone(),
+            // Without the final newline, as Canonical's library publishes a CSR.
+            certificate_signing_request: csr.trim().to_string(),
             ca: false,
         }]);
         if self.published(ctx, &rel)?.get(REQUESTS_KEY) != Some(&published) {

@@ -209,7 +209,7 @@ fn databags_match_the_python_library_byte_for_byte() {
     }];
     assert_eq!(
         dumps(&certs),
-        r#"[{"certificate": "C", "certificate_signing_request": "R", "ca": "A", "chain": ["C", "A"]}]"#
+        r#"[{"ca": "A", "certificate_signing_request": "R", "certificate": "C", "chain": ["C", "A"]}]"#
     );
     let err = parse_certificates(r#"[{"certificate": 1}]"#).unwrap_err();
     assert!(err.to_string().contains("certificates"), "{err}");
