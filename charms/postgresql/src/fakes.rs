@@ -38,6 +38,8 @@ pub struct PatroniState {
     pub answers: BTreeMap<(String, String), (u16, Value)>,
     /// Every request, in order.
     pub calls: Vec<PatroniCall>,
+    /// Members whose API does not answer (refused connections), by address.
+    pub down: std::collections::BTreeSet<String>,
 }
 
 /// Patroni's REST API answering from a table.
@@ -89,6 +91,11 @@ impl FakePatroni {
             .insert((method.into(), path.into()), (code, body));
     }
 
+    /// Makes the member at `address` stop answering (its Patroni is gone).
+    pub fn down(&self, address: &str) {
+        lock(&self.0).down.insert(address.into());
+    }
+
     /// The requests made so far.
     pub fn calls(&self) -> Vec<PatroniCall> {
         lock(&self.0).calls.clone()
@@ -112,6 +119,9 @@ impl PatroniApi for FakePatroni {
             body: body.cloned(),
             authenticated: password.is_some(),
         });
+        if s.down.contains(address) {
+            return Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        }
         s.answers
             .get(&(method.to_string(), path.to_string()))
             .cloned()

@@ -9,6 +9,9 @@
 //!   and Patroni makes them streaming replicas.
 //! - patroni.yml (0600, owned by postgres) lives in the `pgdata` storage; a change is
 //!   pushed and Patroni reloads it (SIGHUP).
+//! - A unit being removed hands the primary role over (Patroni switchover), leaves the
+//!   raft cluster while the others can still agree on it, then stops Patroni; the leader
+//!   drops a departed member from raft if it could not.
 //! - Statuses say what the unit waits for, why it is blocked, or its role.
 
 pub mod fakes;
@@ -74,6 +77,8 @@ pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
 const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
 /// How long a hook waits for Patroni to report the unit running after starting it.
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+/// How long a departing primary waits for another member to take over.
+const SWITCHOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The charm.
 #[derive(Debug)]
@@ -87,6 +92,11 @@ pub struct PostgreSql {
     password_override: Option<(String, String)>,
     /// The `database` relation being broken in this hook (no longer served).
     broken: Option<u32>,
+    /// The `certificates` relation is being broken in this hook (its certificate no
+    /// longer used, though the relation is still listed).
+    certificates_broken: bool,
+    /// The peer unit departing in this hook (no longer a raft partner).
+    departing: Option<String>,
     /// Whether this unit serves TLS (set by reconcile).
     tls_on: bool,
     /// The CA of this unit's certificate, for clients' `secret-tls`.
@@ -130,6 +140,8 @@ impl PostgreSql {
             status: None,
             password_override: None,
             broken: None,
+            certificates_broken: false,
+            departing: None,
             tls_on: false,
             tls_ca: None,
             version: None,
@@ -226,20 +238,31 @@ impl PostgreSql {
         }
         let mut peers = Vec::new();
         for unit in ctx.relation_units(&rel)? {
+            if self.departing.as_ref() == Some(&unit) {
+                continue;
+            }
             if let Some(a) = ctx.remote_unit_data(&rel, &unit)?.get("address") {
                 peers.push(a.clone());
             }
         }
+        let leader = ctx.is_leader()?;
+        let initialised = app_bag.get(INITIALISED_KEY).is_some_and(|v| v == "true");
         if let Some(a) = app_bag.get(BOOTSTRAP_ADDRESS_KEY) {
             if *a != address && !peers.contains(a) {
-                peers.push(a.clone());
+                if leader && initialised {
+                    // The member that bootstrapped the cluster was removed: joining units
+                    // find the cluster through this one (the leader is a member) instead.
+                    let mut data = Bag::new();
+                    data.insert(BOOTSTRAP_ADDRESS_KEY.into(), address.clone());
+                    ctx.set_app_data(&rel, &data)?;
+                } else {
+                    peers.push(a.clone());
+                }
             }
         }
         peers.retain(|p| *p != address);
         peers.sort();
         peers.dedup();
-        let leader = ctx.is_leader()?;
-        let initialised = app_bag.get(INITIALISED_KEY).is_some_and(|v| v == "true");
         if !leader && !initialised {
             return self.waiting("waiting for the leader to bootstrap the cluster");
         }
@@ -366,11 +389,15 @@ impl PostgreSql {
                 };
                 self.status = Some(Status::active(label));
                 if settings.require_tls && !tls {
-                    self.status = Some(if ctx.relation(CERTIFICATES)?.is_none() {
-                        Status::blocked("connection_require_tls is set: relate certificates to a tls-certificates provider")
-                    } else {
-                        Status::waiting("connection_require_tls is set: waiting for a certificate")
-                    });
+                    self.status = Some(
+                        if ctx.relation(CERTIFICATES)?.is_none() || self.certificates_broken {
+                            Status::blocked("connection_require_tls is set: relate certificates to a tls-certificates provider")
+                        } else {
+                            Status::waiting(
+                                "connection_require_tls is set: waiting for a certificate",
+                            )
+                        },
+                    );
                 }
                 if leader {
                     // Not fatal: a failed hook would also throw away what this hook
@@ -501,6 +528,11 @@ impl PostgreSql {
     /// certificate and CA are written into the workload (0600, owned by postgres) and
     /// PostgreSQL serves TLS. Returns whether the files are in place.
     fn tls(&mut self, ctx: &mut Context<'_>, address: &str) -> Result<bool> {
+        if self.certificates_broken {
+            // PostgreSQL goes back to plain TCP (pg_hba `host`); the old files stay
+            // unused in storage until a new certificate replaces them.
+            return Ok(false);
+        }
         let request = interfaces::tls_requirer::unit_address_request(ctx.unit_name(), address)?;
         let Some(issued) = TlsRequirer::new(CERTIFICATES).reconcile(ctx, &request)? else {
             return Ok(false);
@@ -801,6 +833,156 @@ impl PostgreSql {
         Ok(())
     }
 
+    /// This unit is being removed (its first peer `relation-departed`, or `pgdata`
+    /// detaching when it had no peers): a primary hands its role to a replica, the member
+    /// leaves the raft cluster while the others can still agree on that (two members
+    /// cannot once one is gone), then Patroni stops. Later teardown hooks find it stopped
+    /// and do nothing. Neither the switchover nor the raft change failing stops the
+    /// removal: Patroni fails over when this member stops, and the leader drops the member
+    /// from raft once it is gone.
+    fn leave(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        if !self.workload.can_connect() || !self.workload.is_running("postgresql") {
+            return Ok(());
+        }
+        let address = self.address(ctx)?;
+        let me = ctx.unit_name().replace('/', "-");
+        let password = self
+            .workload
+            .pull(patroni::CONFIG_PATH)
+            .and_then(|c| patroni::rest_password(&c));
+        let members = patroni::cluster(self.patroni.as_ref(), &address).unwrap_or_default();
+        let others = members.iter().filter(|m| m.0 != me).count();
+        let primary = members
+            .iter()
+            .any(|m| m.0 == me && patroni::is_primary_role(&m.1));
+        if primary && others > 0 {
+            match self.switchover(&address, &me, password.as_deref()) {
+                Ok(new) => ctx.log(
+                    LogLevel::Info,
+                    &format!("switched over to {} before leaving", patroni::unit_of(&new)),
+                )?,
+                Err(e) => ctx.log(
+                    LogLevel::Warning,
+                    &format!("no switchover before leaving ({e}); Patroni fails over when this member stops"),
+                )?,
+            }
+        }
+        if others > 0 {
+            let target = format!("{address}:{}", patroni::RAFT_PORT);
+            match self.raft_remove(&target) {
+                Ok(out) => ctx.log(
+                    LogLevel::Info,
+                    &format!("left the raft cluster ({target}: {})", out.trim()),
+                )?,
+                Err(e) => ctx.log(
+                    LogLevel::Warning,
+                    &format!("could not leave the raft cluster yet ({e}); the leader removes this member once it is gone"),
+                )?,
+            }
+        }
+        self.workload.stop(&["postgresql"])?;
+        ctx.log(
+            LogLevel::Info,
+            "stopped Patroni: this unit left the cluster",
+        )?;
+        self.status = Some(Status::maintenance("left the cluster, being removed"));
+        Ok(())
+    }
+
+    /// Asks Patroni to hand the primary role from `me` to the best replica, and waits until
+    /// another member is the primary; returns its name.
+    fn switchover(&self, address: &str, me: &str, password: Option<&str>) -> Result<String> {
+        let (code, body) = self
+            .patroni
+            .request(
+                address,
+                "POST",
+                "/switchover",
+                Some(&json!({ "leader": me })),
+                password,
+            )
+            .map_err(|e| Error::Charm(format!("cannot ask Patroni to switch over: {e}")))?;
+        // 503: Patroni stopped waiting for the outcome; the switchover may still happen.
+        if code != 200 && code != 503 {
+            return Err(Error::Charm(format!(
+                "Patroni refused the switchover ({code}): {body}"
+            )));
+        }
+        let deadline = std::time::Instant::now() + self.start_wait.min(SWITCHOVER_WAIT);
+        loop {
+            if let Ok(members) = patroni::cluster(self.patroni.as_ref(), address) {
+                if let Some(m) = members
+                    .iter()
+                    .find(|m| m.0 != me && patroni::is_primary_role(&m.1))
+                {
+                    return Ok(m.0.clone());
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Charm(format!(
+                    "no other member became the primary within {:?}",
+                    self.start_wait.min(SWITCHOVER_WAIT)
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// Removes the raft member at `target` (`host:port`) through this unit's workload.
+    fn raft_remove(&self, target: &str) -> Result<String> {
+        let script = patroni::raft_member_script();
+        if self.workload.pull(patroni::RAFT_SCRIPT).as_deref() != Some(script.as_bytes()) {
+            self.workload
+                .push_private(patroni::RAFT_SCRIPT, script.as_bytes())?;
+        }
+        self.workload
+            .exec(&["/usr/bin/python3", patroni::RAFT_SCRIPT, "remove", target])
+    }
+
+    /// Another unit left: the leader makes sure its member is out of the raft cluster, so
+    /// that a later removal still finds a majority. A member whose Patroni still answers
+    /// is left alone: it hands over and leaves by itself (removing it first would take
+    /// the primary's DCS away before its switchover).
+    fn forget_member(
+        &mut self,
+        ctx: &mut Context<'_>,
+        rel: &charm::RelationId,
+        departing: &str,
+    ) -> Result<()> {
+        if !ctx.is_leader()?
+            || !self.workload.can_connect()
+            || !self.workload.is_running("postgresql")
+        {
+            return Ok(());
+        }
+        let Some(gone) = ctx
+            .remote_unit_data(rel, departing)
+            .ok()
+            .and_then(|b| b.get("address").cloned())
+        else {
+            return Ok(());
+        };
+        if self
+            .patroni
+            .request(&gone, "GET", "/patroni", None, None)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let target = format!("{gone}:{}", patroni::RAFT_PORT);
+        match self.raft_remove(&target) {
+            Ok(out) => ctx.log(
+                LogLevel::Info,
+                &format!("{departing} left: raft member {target} {}", out.trim()),
+            )?,
+            Err(e) => ctx.log(
+                LogLevel::Warning,
+                &format!("{departing} left but its raft member {target} was not removed: {e}"),
+            )?,
+        }
+        Ok(())
+    }
+
     fn action(&mut self, ctx: &mut Context<'_>, name: &str) -> Result<()> {
         match name {
             "get-password" => {
@@ -963,7 +1145,27 @@ impl Charm for PostgreSql {
     fn handle(&mut self, ctx: &mut Context<'_>, event: &Event) -> Result<()> {
         match event {
             Event::Action { name, .. } => self.action(ctx, name),
+            // Under Kubernetes `stop` also comes when a pod is only restarted: leaving
+            // the cluster waits for what only removal brings.
             Event::Remove | Event::Stop => Ok(()),
+            Event::RelationDeparted(r)
+                if r.relation.endpoint == PEER
+                    && r.departing_unit.as_deref() == Some(ctx.unit_name()) =>
+            {
+                self.leave(ctx)
+            }
+            Event::StorageDetaching(_) => self.leave(ctx),
+            Event::RelationDeparted(r) if r.relation.endpoint == PEER => {
+                if let Some(departing) = r.departing_unit.clone() {
+                    self.forget_member(ctx, &r.relation, &departing)?;
+                    self.departing = Some(departing);
+                }
+                self.reconcile(ctx)
+            }
+            Event::RelationBroken(r) if r.relation.endpoint == CERTIFICATES => {
+                self.certificates_broken = true;
+                self.reconcile(ctx)
+            }
             Event::RelationBroken(r) if r.relation.endpoint == DATABASE => {
                 self.broken = Some(r.relation.id);
                 self.drop_client(ctx, &r.relation)?;

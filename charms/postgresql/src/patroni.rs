@@ -24,6 +24,54 @@ pub const ROLE_CHANGE_KEY: &str = "ward.io/postgresql/role-change";
 pub fn role_change_script() -> String {
     format!("#!/bin/sh\n# Written by the postgresql charm: Patroni calls it when this member's role changes.\nexec /charm/bin/pebble notify {ROLE_CHANGE_KEY} role=\"$2\"\n")
 }
+/// The script that removes a member from Patroni's raft cluster (pysyncobj's utility
+/// protocol), reading the raft password from patroni.yml so it never is in argv.
+pub const RAFT_SCRIPT: &str = "/var/lib/postgresql/data/raft-member.py";
+
+/// The raft script's content: `raft-member.py remove <host:port>` asks the cluster (through
+/// this member's partners first, then this member) to drop that member, and prints
+/// `absent` when it is not a member (any more). Exit status 1 when no member answered.
+pub fn raft_member_script() -> String {
+    format!(
+        r#"# Written by the postgresql charm: removes a member from Patroni's raft cluster.
+import json
+import sys
+
+from pysyncobj.utility import TcpUtility
+
+raft = json.load(open("{CONFIG_PATH}"))["raft"]
+me = raft["self_addr"]
+command, target = sys.argv[1], sys.argv[2]
+if command != "remove":
+    sys.exit("unknown command " + command)
+nodes = [p for p in raft.get("partner_addrs", []) if p not in (me, target)] + [me]
+errors = []
+for node in nodes:
+    try:
+        members = TcpUtility(raft.get("password"), 5).executeCommand(node, ["members"])
+        if target not in [m["addr"] for m in members]:
+            print("absent")
+            sys.exit(0)
+        answer = TcpUtility(raft.get("password"), 10).executeCommand(node, ["remove", target])
+    except Exception as e:  # a member that is down or not a member any more
+        errors.append("%s: %s" % (node, e))
+        continue
+    if str(answer).startswith("SUCCESS"):
+        print("removed")
+        sys.exit(0)
+    errors.append("%s: %s" % (node, answer))
+sys.exit("no raft member removed %s: %s" % (target, "; ".join(errors)))
+"#
+    )
+}
+
+/// The REST API password in a patroni.yml the charm wrote (`None` if it cannot be read).
+pub fn rest_password(config: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(config).ok()?;
+    doc["restapi"]["authentication"]["password"]
+        .as_str()
+        .map(str::to_string)
+}
 /// PostgreSQL's binaries (Debian 12's PostgreSQL 15).
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 /// PostgreSQL's port.

@@ -1129,3 +1129,425 @@ fn a_role_change_notice_on_a_non_leader_pokes_the_leader_through_the_peer_relati
         format!("/bin/sh {}", patroni::ROLE_CHANGE_SCRIPT)
     );
 }
+
+/// Every event that only reconciles (the charm compares what is with what should be,
+/// whatever woke it) leaves a bootstrapped primary the same: patroni.yml and the layer in
+/// place, Patroni running, the unit active as the primary, nothing failing.
+#[test]
+fn every_reconciling_event_leaves_the_primary_active() {
+    use charm::event::{SecretEvent, StorageEvent};
+    let peer = bootstrapped_peers();
+    let db = client(&[("database", "mydb")]);
+    let certs = Relation::new("certificates", 9, "ssc");
+    let storage = StorageEvent {
+        name: "pgdata".into(),
+        id: "pgdata/0".into(),
+        location: Some("/var/lib/postgresql/data".into()),
+    };
+    let events = [
+        Event::Install,
+        Event::Start,
+        Event::ConfigChanged,
+        Event::LeaderElected,
+        Event::LeaderSettingsChanged,
+        Event::UpgradeCharm,
+        Event::UpdateStatus,
+        pebble_ready(),
+        Event::PebbleCheckFailed {
+            container: "postgresql".into(),
+            check: "postgresql".into(),
+        },
+        Event::PebbleCheckRecovered {
+            container: "postgresql".into(),
+            check: "postgresql".into(),
+        },
+        Event::StorageAttached(storage),
+        Event::SecretChanged(SecretEvent {
+            id: "secret:users".into(),
+            label: Some(USERS_LABEL.into()),
+            revision: None,
+        }),
+        peer.created(),
+        peer.joined("postgresql/1"),
+        peer.changed(Some("postgresql/1")),
+        peer.changed(None),
+        db.created(),
+        db.joined("app/0"),
+        db.changed(Some("app/0")),
+        db.departed("app/0"),
+        certs.created(),
+        certs.joined("ssc/0"),
+        certs.changed(Some("ssc/0")),
+    ];
+    for event in events {
+        let name = event.juju_name();
+        let fakes = Fakes::primary();
+        let out = harness("postgresql/0").run(
+            &mut fakes.charm(),
+            event,
+            leader_state(vec![peer.clone(), db.clone(), certs.clone()]),
+        );
+        assert!(out.error.is_none(), "{name}: {:?}", out.error);
+        assert_eq!(
+            out.state.unit_status,
+            charm::Status::active("Primary"),
+            "{name}"
+        );
+        let w = fakes.workload.state();
+        assert!(w.files.contains_key(patroni::CONFIG_PATH), "{name}");
+        assert!(w.running.contains("postgresql"), "{name}");
+        assert!(w.stops.is_empty(), "{name} stopped Patroni");
+        assert!(w.execs.is_empty(), "{name} changed raft: {:?}", w.execs);
+    }
+}
+
+/// The departed event a unit being removed sees: the remote unit is the other end, the
+/// departing unit is this one.
+fn leaving(unit: &str, remote: &str) -> Event {
+    Event::RelationDeparted(charm::RelationEvent {
+        relation: peers().id,
+        remote_app: "postgresql".into(),
+        remote_unit: Some(remote.into()),
+        departing_unit: Some(unit.into()),
+    })
+}
+
+fn raft_remove(address: &str) -> String {
+    format!(
+        "/usr/bin/python3 {} remove {address}:2222",
+        patroni::RAFT_SCRIPT
+    )
+}
+
+#[test]
+fn a_removed_primary_switches_over_then_leaves_raft_then_stops_patroni() {
+    let fakes = Fakes::primary();
+    let state = leader_state(vec![bootstrapped_peers()]);
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let before = fakes.patroni.calls().len();
+    // Being removed, the unit is no longer the leader.
+    let state = State {
+        leader: false,
+        ..out.state
+    };
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        leaving("postgresql/0", "postgresql/1"),
+        state.clone(),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let calls = fakes.patroni.calls();
+    let switchover = calls[before..]
+        .iter()
+        .find(|c| c.method == "POST")
+        .expect("a switchover");
+    assert_eq!(switchover.path, "/switchover");
+    assert_eq!(switchover.body, Some(json!({"leader": "postgresql-0"})));
+    assert!(
+        switchover.authenticated,
+        "unsafe endpoints need the password"
+    );
+    let w = fakes.workload.state();
+    assert_eq!(w.execs, [raft_remove(ME)]);
+    let script = &w.files[patroni::RAFT_SCRIPT];
+    assert_eq!((script.mode, script.user.as_str()), (0o600, "postgres"));
+    assert!(
+        !String::from_utf8_lossy(&script.content).contains(&"p".repeat(32)),
+        "the raft password stays in patroni.yml"
+    );
+    assert_eq!(w.stops, ["postgresql"]);
+    assert!(!w.running.contains("postgresql"));
+    drop(w);
+    // The fake keeps this member the primary: the unit says so and leaves anyway.
+    assert!(
+        out.logs
+            .iter()
+            .any(|(_, m)| m.starts_with("no switchover before leaving")),
+        "{:?}",
+        out.logs
+    );
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("left the cluster, being removed")
+    );
+
+    // Later teardown hooks find Patroni stopped and do nothing more.
+    let storage = Event::StorageDetaching(charm::event::StorageEvent {
+        name: "pgdata".into(),
+        id: "pgdata/0".into(),
+        location: None,
+    });
+    for event in [
+        leaving("postgresql/0", "postgresql/2"),
+        Event::Stop,
+        storage,
+        Event::Remove,
+    ] {
+        let out = harness("postgresql/0").run(&mut fakes.charm(), event, state.clone());
+        assert!(out.error.is_none(), "{:?}", out.error);
+    }
+    let w = fakes.workload.state();
+    assert_eq!(w.execs.len(), 1);
+    assert_eq!(w.stops.len(), 1);
+    assert_eq!(w.replans, 1, "nothing started Patroni again");
+    assert_eq!(
+        fakes
+            .patroni
+            .calls()
+            .iter()
+            .filter(|c| c.method == "POST")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_removed_replica_leaves_raft_and_stops_without_a_switchover() {
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::running(
+            "replica",
+            &[
+                ("postgresql-0", "leader", ME),
+                ("postgresql-1", "replica", PEER_ADDRESS),
+            ],
+        ),
+        sql: FakeSql::default(),
+    };
+    let peer = peers()
+        .with_local_app_data(bootstrapped_peers().local_app_data)
+        .with_local_unit_data([("address", PEER_ADDRESS)])
+        .with_remote_unit("postgresql/0", [("address", ME)]);
+    let state = State {
+        leader: false,
+        relations: vec![peer],
+        secrets: vec![users_secret()],
+        address: PEER_ADDRESS.into(),
+        ..State::default()
+    };
+    let out = harness("postgresql/1").run(&mut fakes.charm(), Event::UpdateStatus, state);
+    assert_eq!(out.state.unit_status, charm::Status::active("Replica"));
+    let out = harness("postgresql/1").run(
+        &mut fakes.charm(),
+        leaving("postgresql/1", "postgresql/0"),
+        out.state,
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes.patroni.calls().iter().all(|c| c.method == "GET"));
+    let w = fakes.workload.state();
+    assert_eq!(w.execs, [raft_remove(PEER_ADDRESS)]);
+    assert_eq!(w.stops, ["postgresql"]);
+}
+
+#[test]
+fn a_lone_unit_detaching_its_storage_stops_patroni_without_touching_raft() {
+    let fakes = Fakes {
+        patroni: FakePatroni::running("primary", &[("postgresql-0", "leader", ME)]),
+        ..Fakes::primary()
+    };
+    let peer = peers()
+        .with_local_app_data(bootstrapped_peers().local_app_data)
+        .with_local_unit_data([("address", ME)]);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        Event::UpdateStatus,
+        leader_state(vec![peer]),
+    );
+    let before = fakes.patroni.calls().len();
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        Event::StorageDetaching(charm::event::StorageEvent {
+            name: "pgdata".into(),
+            id: "pgdata/0".into(),
+            location: None,
+        }),
+        out.state,
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes.patroni.calls()[before..]
+        .iter()
+        .all(|c| c.method == "GET"));
+    let w = fakes.workload.state();
+    assert!(w.execs.is_empty(), "{:?}", w.execs);
+    assert_eq!(w.stops, ["postgresql"]);
+}
+
+#[test]
+fn stop_and_remove_alone_leave_the_workload_alone() {
+    for event in [Event::Stop, Event::Remove] {
+        let fakes = Fakes::primary();
+        let out = harness("postgresql/0").run(
+            &mut fakes.charm(),
+            event,
+            leader_state(vec![bootstrapped_peers()]),
+        );
+        assert!(out.error.is_none(), "{:?}", out.error);
+        let w = fakes.workload.state();
+        assert!(w.files.is_empty() && w.stops.is_empty() && w.replans == 0);
+        assert!(fakes.patroni.calls().is_empty());
+    }
+}
+
+#[test]
+fn the_leader_drops_a_departed_members_raft_entry_once_its_patroni_is_gone() {
+    let third = "127.1.0.3";
+    let peer = bootstrapped_peers().with_remote_unit("postgresql/2", [("address", third)]);
+    let departed = peer.departed("postgresql/2");
+
+    // Its Patroni still answers: it hands over and leaves by itself.
+    let fakes = Fakes::primary();
+    fakes.workload.state().running.insert("postgresql".into());
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        departed.clone(),
+        leader_state(vec![peer.clone()]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes.workload.state().execs.is_empty());
+    // The departing unit is no raft partner any more.
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(
+        yml["raft"]["partner_addrs"],
+        json!([format!("{PEER_ADDRESS}:2222")])
+    );
+
+    // Gone: the leader removes it from raft.
+    let fakes = Fakes::primary();
+    fakes.workload.state().running.insert("postgresql".into());
+    fakes.patroni.down(third);
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        departed,
+        leader_state(vec![peer.clone()]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(fakes.workload.state().execs, [raft_remove(third)]);
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+
+    // A non-leader leaves it to the leader.
+    let fakes = Fakes::primary();
+    fakes.workload.state().running.insert("postgresql".into());
+    fakes.patroni.down(third);
+    let state = State {
+        leader: false,
+        ..leader_state(vec![peer.clone()])
+    };
+    let out = harness("postgresql/0").run(&mut fakes.charm(), peer.departed("postgresql/2"), state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes.workload.state().execs.is_empty());
+}
+
+#[test]
+fn a_new_leader_gives_joining_units_its_own_address_once_the_bootstrap_member_left() {
+    // postgresql/1 leads now; postgresql/0, which bootstrapped the cluster, is gone.
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::running("primary", &[("postgresql-1", "leader", PEER_ADDRESS)]),
+        sql: FakeSql::default(),
+    };
+    let peer = peers()
+        .with_local_app_data(bootstrapped_peers().local_app_data)
+        .with_local_unit_data([("address", PEER_ADDRESS)]);
+    let state = State {
+        address: PEER_ADDRESS.into(),
+        ..leader_state(vec![peer.clone()])
+    };
+    let out = harness("postgresql/1").run(&mut fakes.charm(), Event::LeaderElected, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.state.relation(0).unwrap().local_app_data[BOOTSTRAP_ADDRESS_KEY],
+        PEER_ADDRESS
+    );
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(yml["raft"]["partner_addrs"], json!([]), "no dead partner");
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+
+    // A follower keeps the bootstrap member as a partner until the leader says otherwise.
+    let fakes = Fakes {
+        patroni: FakePatroni::running("replica", &[("postgresql-0", "leader", ME)]),
+        ..Fakes::primary()
+    };
+    let state = State {
+        leader: false,
+        address: PEER_ADDRESS.into(),
+        ..leader_state(vec![peer])
+    };
+    let out = harness("postgresql/1").run(&mut fakes.charm(), Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.state.relation(0).unwrap().local_app_data[BOOTSTRAP_ADDRESS_KEY],
+        ME
+    );
+}
+
+#[test]
+fn a_broken_certificates_relation_turns_tls_off() {
+    let fakes = Fakes::primary();
+    let certs = Relation::new("certificates", 9, "ssc");
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        certs.broken(),
+        leader_state(vec![bootstrapped_peers(), certs]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(
+        yml["postgresql"]["parameters"]["ssl"],
+        serde_json::Value::Null
+    );
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+
+    // With TLS required, the unit is blocked and says what to do.
+    let fakes = Fakes::primary();
+    let mut state = leader_state(vec![bootstrapped_peers(), certs_rel()]);
+    state
+        .config
+        .insert("connection_require_tls".into(), json!(true));
+    let out = harness("postgresql/0").run(&mut fakes.charm(), certs_rel().broken(), state);
+    assert_eq!(out.state.unit_status.name, StatusName::Blocked);
+    assert_eq!(
+        out.state.unit_status.message,
+        "connection_require_tls is set: relate certificates to a tls-certificates provider"
+    );
+}
+
+fn certs_rel() -> Relation {
+    Relation::new("certificates", 9, "ssc")
+}
+
+#[test]
+fn get_primary_names_the_primary_unit_or_says_there_is_none() {
+    let fakes = Fakes::primary();
+    let state = State {
+        leader: false,
+        ..leader_state(vec![bootstrapped_peers()])
+    };
+    let out = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "get-primary",
+        json!({}),
+        state.clone(),
+    );
+    let action = out.action.unwrap();
+    assert_eq!(action.failure, None);
+    assert_eq!(action.results["primary"], "postgresql/0");
+
+    let fakes = Fakes {
+        patroni: FakePatroni::running("replica", &[("postgresql-1", "replica", PEER_ADDRESS)]),
+        ..Fakes::primary()
+    };
+    let out =
+        harness("postgresql/0").run_action(&mut fakes.charm(), "get-primary", json!({}), state);
+    let failure = out.action.unwrap().failure.unwrap_or_default();
+    assert!(
+        failure.contains("the cluster has no primary right now"),
+        "{failure}"
+    );
+}
