@@ -619,6 +619,47 @@ fn every_how_to_page_is_run_or_says_why_not() -> Result<()> {
     Ok(())
 }
 
+/// The `ward` command lines of the CLI reference (`$ ward …` in its console blocks,
+/// which show other models than the tutorial's and are not run): each must parse, verb
+/// and flags, which `ward <args> --help` checks without running it.
+#[test]
+fn the_cli_reference_examples_parse() -> Result<()> {
+    let page = read_page("reference/cli.md")?;
+    let ward = ward_bin()?;
+    let mut checked = 0;
+    for (n, line) in page.lines().enumerate() {
+        let Some(cmd) = line.strip_prefix("$ ") else {
+            continue;
+        };
+        let cmd = cmd.split(" #").next().unwrap_or_default();
+        // `VAR=value ward …`: the variables are not what is checked.
+        let mut words = cmd
+            .split_whitespace()
+            .skip_while(|w| w.contains('=') && !w.starts_with('-'));
+        if words.next() != Some("ward") {
+            continue;
+        }
+        let args: Vec<&str> = words.collect();
+        let out = Command::new(&ward)
+            .args(&args)
+            .arg("--help")
+            .env("WARD_HOME", "/nonexistent/ward-docs-test")
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "docs/reference/cli.md:{}: `{cmd}` does not parse:\n{}",
+            n + 1,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        checked += 1;
+    }
+    ensure!(
+        checked >= 20,
+        "only {checked} examples found in docs/reference/cli.md"
+    );
+    Ok(())
+}
+
 #[test]
 fn the_docs_run_as_written_against_one_controller() -> Result<()> {
     let mut blocks = Vec::new();
