@@ -149,6 +149,8 @@ enum Answer {
     Revoked,
     /// Nothing usable for our CSR.
     Missing,
+    /// The provider's bag does not parse: keep what we have and wait for a fix.
+    Unreadable,
 }
 
 impl TlsRequirer {
@@ -255,8 +257,9 @@ impl TlsRequirer {
     /// Makes sure our key and a CSR for `request` exist and are published, renews when
     /// due, and returns the certificate in use once the provider has issued one. `None`
     /// without a relation, while waiting for a first (or, after revocation, a fresh)
-    /// certificate, and in app mode on units that are not the leader. Malformed provider
-    /// data is an error naming the relation.
+    /// certificate, and in app mode on units that are not the leader. Provider data that
+    /// does not parse is logged naming the relation and otherwise ignored: the
+    /// certificate in use stays in use.
     pub fn reconcile(&self, ctx: &mut Context<'_>, request: &CsrRequest) -> Result<Option<Issued>> {
         let Some(rel) = ctx.relation(&self.endpoint)? else {
             return Ok(None);
@@ -477,12 +480,22 @@ impl TlsRequirer {
         let Some(text) = provider.get(CERTIFICATES_KEY) else {
             return Ok(Answer::Missing);
         };
-        let certs = parse_certificates(text).map_err(|e| {
-            Error::Charm(format!(
-                "{}:{} {CERTIFICATES_KEY} is malformed: {e}",
-                self.endpoint, rel.id
-            ))
-        })?;
+        let certs = match parse_certificates(text) {
+            Ok(certs) => certs,
+            Err(e) => {
+                // Outside input: failing the hook would stall the whole charm on
+                // another application's bug, and dropping our certificate would take
+                // TLS down; keep what we have, as Canonical's library does.
+                ctx.log(
+                    LogLevel::Warning,
+                    &format!(
+                        "{}:{} ignoring the provider's {CERTIFICATES_KEY}: {e}",
+                        self.endpoint, rel.id
+                    ),
+                )?;
+                return Ok(Answer::Unreadable);
+            }
+        };
         let mut revoked = false;
         for c in certs {
             if c.certificate_signing_request.trim() != csr.trim() {

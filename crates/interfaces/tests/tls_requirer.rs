@@ -470,3 +470,69 @@ fn unit_and_app_mode_keep_apart_on_one_endpoint_name() {
         "certificates-app-certificate"
     );
 }
+
+#[test]
+fn a_provider_bag_that_does_not_parse_is_logged_and_the_certificate_kept() {
+    let ca = CertificateAuthority::generate(&CaConfig::new("Ward CA")).unwrap();
+    let mut charm = Requirer::default();
+    let mut state = run(&mut charm, Event::UpdateStatus, requirer_state());
+    provide(&mut state, &ca, (0, 90));
+    let mut state = run(&mut charm, Event::UpdateStatus, state);
+    let issued = charm.issued.clone().unwrap();
+    let csr = requested(&state);
+    state.relations[0]
+        .remote_app_data
+        .insert(CERTIFICATES_KEY.into(), "{not json".into());
+    let out = Harness::new("db/0").run(&mut charm, Event::UpdateStatus, state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        charm.issued.as_ref(),
+        Some(&issued),
+        "the certificate stays in use"
+    );
+    assert_eq!(requested(&out.state), csr, "no new CSR");
+    assert!(
+        out.logs
+            .iter()
+            .any(|(_, m)| m.contains("certificates:3") && m.contains("ignoring")),
+        "{:?}",
+        out.logs
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever the provider writes (any text, or entries naming our CSR with arbitrary
+    /// certificate, CA and chain), the requirer neither panics nor fails the hook, and
+    /// never accepts it.
+    #[test]
+    fn any_provider_bag_is_survived(text in ".{0,200}", cert in ".{0,200}", ca in ".{0,80}") {
+        let mut charm = Requirer::default();
+        let mut state = run(&mut charm, Event::UpdateStatus, requirer_state());
+        let csr = requested(&state)[0].certificate_signing_request.clone();
+        for bag in [
+            text.clone(),
+            dumps(&vec![ProvidedCertificate {
+                ca: ca.clone(),
+                certificate_signing_request: csr.clone(),
+                certificate: cert.clone(),
+                chain: vec![cert.clone(), ca.clone()],
+                revoked: None,
+            }]),
+            dumps(&vec![ProvidedCertificate {
+                ca: ca.clone(),
+                certificate_signing_request: csr.clone(),
+                certificate: format!("-----BEGIN CERTIFICATE-----\n{cert}\n-----END CERTIFICATE-----"),
+                chain: Vec::new(),
+                revoked: Some(false),
+            }]),
+        ] {
+            state.relations[0].remote_app_data.insert(CERTIFICATES_KEY.into(), bag);
+            let out = Harness::new("db/0").run(&mut charm, Event::UpdateStatus, state.clone());
+            proptest::prop_assert!(out.error.is_none(), "{:?}", out.error);
+            proptest::prop_assert!(charm.issued.is_none());
+            state = unique_secret_ids(out.state);
+        }
+    }
+}
