@@ -67,8 +67,14 @@ type Result<T> = std::result::Result<T, TlsError>;
 pub struct RequestedCertificate {
     /// The CSR, PEM.
     pub certificate_signing_request: String,
-    /// Whether a CA certificate is asked for.
+    /// Whether a CA certificate is asked for. Canonical's model types it `bool | None`
+    /// and reads `null` as no, so `null` is read as `false` here too.
+    #[serde(deserialize_with = "null_is_false")]
     pub ca: bool,
+}
+
+fn null_is_false<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 /// One entry of a provider's `certificates`. The fields are in the order Canonical's

@@ -200,6 +200,16 @@ fn databags_match_the_python_library_byte_for_byte() {
         r#"[{"certificate_signing_request": "-----BEGIN CERTIFICATE REQUEST-----\nMII\n-----END CERTIFICATE REQUEST-----", "ca": false}]"#
     );
     assert_eq!(parse_requests(&dumps(&reqs)).unwrap(), reqs);
+    // `"ca": null` reads as false, as Canonical's `bool | None` model reads it; a
+    // missing `ca` is refused, as there (the field has no default).
+    assert_eq!(
+        parse_requests(r#"[{"certificate_signing_request": "R", "ca": null}]"#).unwrap(),
+        vec![RequestedCertificate {
+            certificate_signing_request: "R".into(),
+            ca: false
+        }]
+    );
+    assert!(parse_requests(r#"[{"certificate_signing_request": "R"}]"#).is_err());
     let certs = vec![ProvidedCertificate {
         certificate: "C".into(),
         certificate_signing_request: "R".into(),
