@@ -37,7 +37,8 @@ use crate::tls_certificates::{
     ProvidedCertificate, RequestedCertificate, TlsError, CERTIFICATES_KEY, REQUESTS_KEY,
 };
 
-/// A certificate the provider issued for this unit, with the key it belongs to.
+/// A certificate the provider issued for this unit (in app mode, for the application),
+/// with the key it belongs to.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Issued {
     /// The leaf certificate, PEM.
@@ -46,7 +47,7 @@ pub struct Issued {
     pub ca: String,
     /// Leaf first, then the CA.
     pub chain: Vec<String>,
-    /// This unit's private key, PEM.
+    /// This unit's (in app mode, the application's) private key, PEM.
     pub private_key: String,
     /// When this requirer will ask for a new certificate (Unix seconds).
     pub renew_at: i64,
