@@ -254,17 +254,30 @@ impl SandboxSubstrate {
             .create(true)
             .append(true)
             .open(place.dir.join("hook-runner.log"))?;
-        let mut child = std::process::Command::new(&self.cfg.bwrap)
-            .args(&args)
+        let mut cmd = std::process::Command::new(&self.cfg.bwrap);
+        cmd.args(&args)
             .env_clear()
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        std::fs::write(place.dir.join("hook-runner.pid"), child.id().to_string())?;
-        std::thread::spawn(move || {
-            let _ = child.wait();
+            .stderr(log);
+        // --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that
+        // started bwrap ends: started from a blocking-pool thread, the runner was killed
+        // once that thread idled out, mid-hook. Start it from a thread that lives as long
+        // as the runner does.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = tx.send(Ok(child.id()));
+                let _ = child.wait();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
         });
+        let pid = rx
+            .recv()
+            .map_err(|_| io_err(format!("the hook runner of {} did not start", place.unit)))??;
+        std::fs::write(place.dir.join("hook-runner.pid"), pid.to_string())?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if std::time::Instant::now() > deadline {
