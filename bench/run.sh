@@ -34,7 +34,7 @@ PY
   echo
   echo "## hook dispatch: Rust no-op charm vs Python ops no-op charm, same controller"
   cargo build --release --quiet -p ward-e2e --bins
-  "${CARGO_TARGET_DIR:-target}/release/hook-bench" "$root" .venv/bin/python 30
+  "${CARGO_TARGET_DIR:-target}/release/hook-bench" "$root" "${WARD_TEST_PYTHON:-.venv/bin/python}" 30
   echo
   echo "## ward-demo: PostgreSQL (3 units) + PgBouncer + self-signed-certificates from nothing to active/idle"
   cargo build --release --quiet -p ward-e2e --bins

@@ -71,7 +71,12 @@ fn run() -> anyhow::Result<()> {
     let py = home.path().join("ops-noop");
     copy_dir(&charms.join("ops-noop"), &py)?;
     // The interpreter behind the venv, bound read-only into charm sandboxes.
-    let real = std::fs::canonicalize(&python)?;
+    let real = std::fs::canonicalize(&python).with_context(|| {
+        format!(
+            "{}: no Python with ops there (scripts/deps.sh makes .venv)",
+            python.display()
+        )
+    })?;
     let prefix = real
         .parent()
         .and_then(Path::parent)
