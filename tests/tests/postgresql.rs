@@ -355,6 +355,85 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         "verify-full TLS to {writer}: {}",
         last.2
     );
+
+    // Patroni's REST API serves HTTPS with the unit's certificate (no plain HTTP), and its
+    // unsafe endpoints still want the password.
+    let ca_pem = std::fs::read_to_string(&ca).unwrap();
+    let rest = postgresql_charm::patroni::rest;
+    let mut https = None;
+    for _ in 0..300 {
+        if let Ok((200, body)) = rest(&writer, "GET", "/patroni", None, None, Some(&ca_pem)) {
+            https = Some(body);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let body = https.expect("Patroni's API over HTTPS, checked against the CA");
+    assert_eq!(body["state"], "running");
+    assert!(
+        !matches!(
+            rest(&writer, "GET", "/patroni", None, None, None),
+            Ok((200, _))
+        ),
+        "no plain HTTP once the unit has a certificate"
+    );
+    let (code, _) = rest(
+        &writer,
+        "POST",
+        "/restart",
+        Some(&json!({})),
+        None,
+        Some(&ca_pem),
+    )
+    .unwrap();
+    assert_eq!(code, 401, "an unsafe endpoint without the password");
+    // The charm still drives Patroni (over HTTPS): a switchover to a replica, with the
+    // members checking each other's API against the CA.
+    let units = ["postgresql/0", "postgresql/1", "postgresql/2"];
+    let target = units
+        .iter()
+        .find(|u| address(ctl, u) != writer)
+        .copied()
+        .unwrap();
+    let mut promoted = None;
+    for _ in 0..30 {
+        let task = rt
+            .block_on(ctl.run_action(
+                target,
+                "promote-to-primary",
+                json!({"scope": "unit"}),
+                Duration::from_secs(60),
+            ))
+            .unwrap();
+        if task.status == "completed" {
+            promoted = Some(task);
+            break;
+        }
+        // Right after TLS came on, Patroni may not have the replica streaming yet.
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(promoted.is_some(), "promote-to-primary {target} over HTTPS");
+    let new_primary = address(ctl, target);
+    let mut wrote = false;
+    for _ in 0..300 {
+        if psql(&new_primary, &password, "INSERT INTO ward_e2e VALUES (44)").is_ok() {
+            wrote = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(wrote, "writes on {target} after the switchover");
+    let task = rt
+        .block_on(ctl.run_action(
+            "postgresql/0",
+            "get-primary",
+            json!({}),
+            Duration::from_secs(60),
+        ))
+        .unwrap();
+    assert_eq!(task.results["primary"], target);
+    let writer = new_primary;
+
     let key = home
         .path()
         .join("units/unit-postgresql-0/storage/pgdata/tls/server.key");

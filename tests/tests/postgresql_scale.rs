@@ -224,11 +224,17 @@ fn remove_unit_shrinks_the_cluster_and_removing_the_primary_fails_over() {
         "postgresql/0 (the primary) removed and forgotten in {:?}",
         t.elapsed()
     );
-    for line in std::fs::read_to_string(&log0).unwrap_or_default().lines() {
+    let log = std::fs::read_to_string(&log0).unwrap_or_default();
+    for line in log.lines() {
         if line.contains("before leaving") || line.contains("raft") {
             eprintln!("postgresql/0: {line}");
         }
     }
+    assert_eq!(
+        log.matches("stopped Patroni").count(),
+        1,
+        "Patroni stopped once and stayed stopped:\n{log}"
+    );
     assert!(!postmaster_runs(&a0), "postgresql/0's PostgreSQL stopped");
     assert_eq!(
         psql(&a1, &operator, "SELECT count(*), sum(n) FROM scale").unwrap(),

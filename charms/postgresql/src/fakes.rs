@@ -29,6 +29,8 @@ pub struct PatroniCall {
     pub body: Option<Value>,
     /// Whether basic auth was sent.
     pub authenticated: bool,
+    /// Whether it went over HTTPS (the charm had given a CA).
+    pub https: bool,
 }
 
 /// What the fake Patroni answers and what it was asked.
@@ -40,6 +42,8 @@ pub struct PatroniState {
     pub calls: Vec<PatroniCall>,
     /// Members whose API does not answer (refused connections), by address.
     pub down: std::collections::BTreeSet<String>,
+    /// The CA the charm gave for HTTPS, if any.
+    pub ca: Option<String>,
 }
 
 /// Patroni's REST API answering from a table.
@@ -112,12 +116,14 @@ impl PatroniApi for FakePatroni {
         password: Option<&str>,
     ) -> std::io::Result<(u16, Value)> {
         let mut s = lock(&self.0);
+        let https = s.ca.is_some();
         s.calls.push(PatroniCall {
             address: address.into(),
             method: method.into(),
             path: path.into(),
             body: body.cloned(),
             authenticated: password.is_some(),
+            https,
         });
         if s.down.contains(address) {
             return Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
@@ -126,5 +132,9 @@ impl PatroniApi for FakePatroni {
             .get(&(method.to_string(), path.to_string()))
             .cloned()
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }
+
+    fn use_ca(&self, ca: Option<&str>) {
+        lock(&self.0).ca = ca.map(str::to_string);
     }
 }

@@ -66,6 +66,9 @@ pub const ROLES_KEY: &str = "system-roles-created";
 /// Peer unit bag key: changed when Patroni reports a role change of the unit, so that
 /// the leader republishes clients' endpoints.
 pub const ROLE_CHANGED_KEY: &str = "role-changed";
+/// Stored-state key: set once this unit, being removed, has left the cluster; from then on
+/// no hook starts Patroni again (the `restart` peer's departed, relation-broken, …).
+pub const LEFT_KEY: &str = "left-cluster";
 /// Peer application bag key: bumped when the system users' passwords change.
 pub const USERS_REVISION_KEY: &str = "system-users-revision";
 /// Roles a client may ask for in `extra-user-roles`. No SUPERUSER: PgBouncer gets the
@@ -110,7 +113,7 @@ impl Default for PostgreSql {
     fn default() -> Self {
         Self::with_backends(
             Box::new(workload::PebbleWorkload::new(CONTAINER, "postgres")),
-            Box::new(patroni::Rest),
+            Box::new(patroni::Rest::default()),
             Box::new(sql::Psql::new(CONTAINER, "postgres")),
         )
     }
@@ -297,13 +300,20 @@ impl PostgreSql {
                 .push_private(patroni::CONFIG_PATH, config.as_bytes())?;
         }
         self.workload
-            .add_layer("postgresql", &patroni::layer(&address))?;
+            .add_layer("postgresql", &patroni::layer(&address, tls))?;
         let was_running = self.workload.is_running("postgresql");
         self.workload.replan()?;
+        if !was_running && self.workload.is_running("postgresql") {
+            let event = ctx.event().juju_name();
+            ctx.log(LogLevel::Info, &format!("started Patroni ({event})"))?;
+        }
         if changed && was_running {
             // Patroni re-reads patroni.yml on SIGHUP.
             let _ = self.workload.signal("SIGHUP", "postgresql");
         }
+        // The API serves HTTPS from the reload on (the status loop below waits for it).
+        self.patroni
+            .use_ca(if tls { self.tls_ca.as_deref() } else { None });
         let deadline = std::time::Instant::now() + self.start_wait;
         let status = loop {
             match patroni::status(self.patroni.as_ref(), &address) {
@@ -841,6 +851,10 @@ impl PostgreSql {
     /// removal: Patroni fails over when this member stops, and the leader drops the member
     /// from raft once it is gone.
     fn leave(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let mut left = Bag::new();
+        left.insert(LEFT_KEY.into(), "true".into());
+        ctx.store(&left)?;
+        self.status = Some(Status::maintenance("left the cluster, being removed"));
         if !self.workload.can_connect() || !self.workload.is_running("postgresql") {
             return Ok(());
         }
@@ -880,12 +894,14 @@ impl PostgreSql {
                 )?,
             }
         }
+        self.workload
+            .add_layer("postgresql", &patroni::stopped_layer())?;
         self.workload.stop(&["postgresql"])?;
+        let event = ctx.event().juju_name();
         ctx.log(
             LogLevel::Info,
-            "stopped Patroni: this unit left the cluster",
+            &format!("stopped Patroni ({event}): this unit left the cluster"),
         )?;
-        self.status = Some(Status::maintenance("left the cluster, being removed"));
         Ok(())
     }
 
@@ -926,6 +942,15 @@ impl PostgreSql {
             }
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
+    }
+
+    /// The CA Patroni's REST API is served under (HTTPS), from the patroni.yml and the CA
+    /// file in the workload; `None` for plain HTTP.
+    fn rest_ca(&self) -> Option<String> {
+        let config = self.workload.pull(patroni::CONFIG_PATH)?;
+        let cafile = patroni::rest_cafile(&config)?;
+        let ca = self.workload.pull(&cafile)?;
+        String::from_utf8(ca).ok()
     }
 
     /// Removes the raft member at `target` (`host:port`) through this unit's workload.
@@ -1143,15 +1168,20 @@ impl PostgreSql {
 
 impl Charm for PostgreSql {
     fn handle(&mut self, ctx: &mut Context<'_>, event: &Event) -> Result<()> {
+        if !event.is_action() && ctx.stored()?.get(LEFT_KEY).is_some_and(|v| v == "true") {
+            self.status = Some(Status::maintenance("left the cluster, being removed"));
+            return Ok(());
+        }
+        // Patroni's API is reached the way the patroni.yml in place serves it.
+        let ca = self.rest_ca();
+        self.patroni.use_ca(ca.as_deref());
         match event {
             Event::Action { name, .. } => self.action(ctx, name),
             // Under Kubernetes `stop` also comes when a pod is only restarted: leaving
             // the cluster waits for what only removal brings.
             Event::Remove | Event::Stop => Ok(()),
-            Event::RelationDeparted(r)
-                if r.relation.endpoint == PEER
-                    && r.departing_unit.as_deref() == Some(ctx.unit_name()) =>
-            {
+            // This unit is being removed: the first relation it departs says so.
+            Event::RelationDeparted(r) if r.departing_unit.as_deref() == Some(ctx.unit_name()) => {
                 self.leave(ctx)
             }
             Event::StorageDetaching(_) => self.leave(ctx),

@@ -31,11 +31,20 @@ pub const RAFT_SCRIPT: &str = "/var/lib/postgresql/data/raft-member.py";
 /// The raft script's content: `raft-member.py remove <host:port>` asks the cluster (through
 /// this member's partners first, then this member) to drop that member, and prints
 /// `absent` when it is not a member (any more). Exit status 1 when no member answered.
+///
+/// pysyncobj's leader refuses to remove itself. When the member to remove is this one and
+/// it leads raft, the script pauses this member's Patroni (SIGSTOP, the same user) for
+/// 2 s, longer than raft's election timeout, so that another member calls an election,
+/// then resumes it (SIGCONT): it steps down on the new term, and the removal goes to the
+/// new leader. It tries that up to 5 times.
 pub fn raft_member_script() -> String {
     format!(
         r#"# Written by the postgresql charm: removes a member from Patroni's raft cluster.
 import json
+import os
+import signal
 import sys
+import time
 
 from pysyncobj.utility import TcpUtility
 
@@ -45,24 +54,70 @@ command, target = sys.argv[1], sys.argv[2]
 if command != "remove":
     sys.exit("unknown command " + command)
 nodes = [p for p in raft.get("partner_addrs", []) if p not in (me, target)] + [me]
+
+
+def ask(node, cmd, timeout):
+    return TcpUtility(raft.get("password"), timeout).executeCommand(node, cmd)
+
+
+def patroni_pids():
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmd = open("/proc/%s/cmdline" % pid, "rb").read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if any(b"patroni" in c for c in cmd[:2]) and b"{CONFIG_PATH}" in cmd:
+            pids.append(int(pid))
+    return pids
+
+
+def step_down():
+    # This member leads raft: pause it so that another one calls an election.
+    for _ in range(5):
+        try:
+            leader = ask(me, ["status"], 5).get("leader")
+            if getattr(leader, "address", leader) != me:
+                return
+        except Exception:
+            return
+        pids = patroni_pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(2)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(1)
+
+
 errors = []
-for node in nodes:
-    try:
-        members = TcpUtility(raft.get("password"), 5).executeCommand(node, ["members"])
-        if target not in [m["addr"] for m in members]:
-            print("absent")
+for attempt in range(2):
+    if target == me:
+        step_down()
+    for node in nodes:
+        try:
+            members = ask(node, ["members"], 5)
+            if target not in [m["addr"] for m in members]:
+                print("absent")
+                sys.exit(0)
+            answer = ask(node, ["remove", target], 10)
+        except Exception as e:  # a member that is down or not a member any more
+            errors.append("%s: %s" % (node, e))
+            continue
+        if str(answer).startswith("SUCCESS"):
+            print("removed")
             sys.exit(0)
-        answer = TcpUtility(raft.get("password"), 10).executeCommand(node, ["remove", target])
-    except Exception as e:  # a member that is down or not a member any more
-        errors.append("%s: %s" % (node, e))
-        continue
-    if str(answer).startswith("SUCCESS"):
-        print("removed")
-        sys.exit(0)
-    errors.append("%s: %s" % (node, answer))
+        errors.append("%s: %s" % (node, answer))
 sys.exit("no raft member removed %s: %s" % (target, "; ".join(errors)))
 "#
     )
+}
+
+/// The CA file Patroni's REST API is served under (HTTPS) in a patroni.yml the charm
+/// wrote; `None` for plain HTTP or an unreadable file.
+pub fn rest_cafile(config: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(config).ok()?;
+    doc["restapi"]["cafile"].as_str().map(str::to_string)
 }
 
 /// The REST API password in a patroni.yml the charm wrote (`None` if it cannot be read).
@@ -207,15 +262,23 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         .iter()
         .map(|p| format!("{p}:{RAFT_PORT}"))
         .collect();
+    let mut restapi = json!({
+        "listen": format!("{}:{REST_PORT}", member.address),
+        "connect_address": format!("{}:{REST_PORT}", member.address),
+        "authentication": {"username": "patroni", "password": pw.patroni},
+    });
+    if member.tls {
+        // HTTPS only, with the unit's certificate. `cafile` is also the CA Patroni checks
+        // the other members' REST APIs against (it asks them before a failover).
+        restapi["certfile"] = json!(format!("{STORAGE}/tls/server.crt"));
+        restapi["keyfile"] = json!(format!("{STORAGE}/tls/server.key"));
+        restapi["cafile"] = json!(format!("{STORAGE}/tls/ca.crt"));
+    }
     let doc = json!({
         "scope": member.scope,
         "name": member.name,
         "log": {"level": "INFO"},
-        "restapi": {
-            "listen": format!("{}:{REST_PORT}", member.address),
-            "connect_address": format!("{}:{REST_PORT}", member.address),
-            "authentication": {"username": "patroni", "password": pw.patroni},
-        },
+        "restapi": restapi,
         "raft": {
             "data_dir": format!("{STORAGE}/raft"),
             "self_addr": format!("{}:{RAFT_PORT}", member.address),
@@ -255,26 +318,99 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
 }
 
 /// The Pebble layer: Patroni as the `postgresql` service, and a readiness check on its
-/// REST API.
-pub fn layer(address: &str) -> String {
+/// REST API: `GET /health` over plain HTTP, or, once the API serves HTTPS (`tls`), a TCP
+/// connection (Pebble's HTTP checks cannot be given the CA).
+pub fn layer(address: &str, tls: bool) -> String {
+    let check = if tls {
+        format!("    tcp:\n      host: {address}\n      port: {REST_PORT}\n")
+    } else {
+        format!("    http:\n      url: http://{address}:{REST_PORT}/health\n")
+    };
     format!(
-        "summary: postgresql + patroni layer\nservices:\n  postgresql:\n    override: replace\n    summary: PostgreSQL managed by Patroni\n    command: patroni {CONFIG_PATH}\n    startup: enabled\n    user: postgres\n    group: postgres\n    environment:\n      PATRONI_LOG_LEVEL: INFO\nchecks:\n  postgresql:\n    override: replace\n    level: ready\n    period: 10s\n    threshold: 3\n    http:\n      url: http://{address}:{REST_PORT}/health\n"
+        "summary: postgresql + patroni layer\nservices:\n  postgresql:\n    override: replace\n    summary: PostgreSQL managed by Patroni\n    command: patroni {CONFIG_PATH}\n    startup: enabled\n    user: postgres\n    group: postgres\n    environment:\n      PATRONI_LOG_LEVEL: INFO\nchecks:\n  postgresql:\n    override: replace\n    level: ready\n    period: 10s\n    threshold: 3\n{check}"
     )
 }
 
-/// A GET (or POST with a body) to Patroni's REST API; returns (status, JSON body).
+/// The layer a leaving unit adds over [`layer`] before it stops Patroni: nothing (a replan,
+/// Patroni exiting) starts it again.
+pub fn stopped_layer() -> String {
+    "summary: postgresql leaving the cluster\nservices:\n  postgresql:\n    override: merge\n    startup: disabled\n    on-success: ignore\n    on-failure: ignore\n".to_string()
+}
+
+/// A TLS client over `tcp` that trusts only the CA certificates in `ca_pem` and checks
+/// that the server's certificate is for `address` (an IP address SAN).
+fn tls_stream(
+    address: &str,
+    tcp: TcpStream,
+    ca_pem: &str,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    let bad = |what: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("{what}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| bad("unreadable CA certificate for Patroni's API", &e))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad("unusable CA certificate for Patroni's API", &e))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("TLS setup", &e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from(address.to_string())
+        .map_err(|e| bad(&format!("bad address {address}"), &e))?;
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| bad("TLS setup", &e))?;
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// Reads a whole HTTP/1.1 `Connection: close` response. A TLS peer that closes without
+/// close_notify (Python's servers do) ends the response too.
+fn read_response(s: &mut dyn Read) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {
+                return Ok(out)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A GET (or POST with a body) to Patroni's REST API; returns (status, JSON body). With
+/// `ca` (PEM) the API is reached over HTTPS and must present a certificate from that CA.
 pub fn rest(
     address: &str,
     method: &str,
     path: &str,
     body: Option<&Value>,
     password: Option<&str>,
+    ca: Option<&str>,
 ) -> std::io::Result<(u16, Value)> {
     let addr: SocketAddr = format!("{address}:{REST_PORT}")
         .parse()
         .map_err(|e| std::io::Error::other(format!("bad address {address}: {e}")))?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls;
+    let mut plain;
+    let s: &mut dyn ReadWrite = match ca {
+        Some(ca) => {
+            tls = tls_stream(address, tcp, ca)?;
+            &mut tls
+        }
+        None => {
+            plain = tcp;
+            &mut plain
+        }
+    };
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
     if body.is_some() {
@@ -288,8 +424,8 @@ pub fn rest(
     req.push_str("\r\n");
     req.push_str(&payload);
     s.write_all(req.as_bytes())?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
+    s.flush()?;
+    let out = read_response(s)?;
     let text = String::from_utf8_lossy(&out);
     let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
@@ -297,6 +433,10 @@ pub fn rest(
         .unwrap_or_else(|_| Value::String(body.trim().to_string()));
     Ok((code, json))
 }
+
+/// A byte stream both ways (plain TCP or TLS over it).
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// Patroni's REST API (port 8008 of a member). [`Rest`] is the real one;
 /// [`crate::fakes::FakePatroni`] answers from a table in harness tests.
@@ -310,11 +450,18 @@ pub trait PatroniApi: std::fmt::Debug {
         body: Option<&Value>,
         password: Option<&str>,
     ) -> std::io::Result<(u16, Value)>;
+
+    /// From now on, reach the API over HTTPS trusting the CA in `ca` (PEM), or over plain
+    /// HTTP with `None`.
+    fn use_ca(&self, ca: Option<&str>);
 }
 
-/// The real API over TCP (the charm shares the units' loopback network).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Rest;
+/// The real API over TCP (the charm shares the units' loopback network), HTTPS once
+/// given a CA.
+#[derive(Debug, Default)]
+pub struct Rest {
+    ca: std::sync::Mutex<Option<String>>,
+}
 
 impl PatroniApi for Rest {
     fn request(
@@ -325,7 +472,12 @@ impl PatroniApi for Rest {
         body: Option<&Value>,
         password: Option<&str>,
     ) -> std::io::Result<(u16, Value)> {
-        rest(address, method, path, body, password)
+        let ca = self.ca.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        rest(address, method, path, body, password, ca.as_deref())
+    }
+
+    fn use_ca(&self, ca: Option<&str>) {
+        *self.ca.lock().unwrap_or_else(|e| e.into_inner()) = ca.map(str::to_string);
     }
 }
 
@@ -367,7 +519,7 @@ pub fn status(api: &dyn PatroniApi, address: &str) -> Result<MemberStatus, Strin
 
 /// This member's role as Patroni reports it: `primary`, `replica`, or why it is neither.
 pub fn role(address: &str) -> Result<String, String> {
-    status(&Rest, address).map(|s| s.role)
+    status(&Rest::default(), address).map(|s| s.role)
 }
 
 /// The cluster's members as Patroni reports them: (name, role, host).
@@ -394,7 +546,7 @@ pub fn cluster(
 
 /// The cluster's members over the real API: (name, role, host).
 pub fn members(address: &str) -> std::io::Result<Vec<(String, String, String)>> {
-    cluster(&Rest, address)
+    cluster(&Rest::default(), address)
 }
 
 /// Whether a role from `GET /cluster` is the primary's.

@@ -914,7 +914,45 @@ fn a_certificate_from_certificates_turns_tls_on_for_postgresql_and_clients() {
     assert!(w
         .signals
         .contains(&("SIGHUP".to_string(), "postgresql".to_string())));
+    // Patroni's REST API serves HTTPS with the same certificate, still with a password
+    // for the unsafe endpoints; the readiness check becomes a TCP one.
+    let restapi = &yml["restapi"];
+    assert_eq!(
+        restapi["certfile"],
+        "/var/lib/postgresql/data/tls/server.crt"
+    );
+    assert_eq!(
+        restapi["keyfile"],
+        "/var/lib/postgresql/data/tls/server.key"
+    );
+    assert_eq!(restapi["cafile"], "/var/lib/postgresql/data/tls/ca.crt");
+    assert_eq!(restapi["authentication"]["username"], "patroni");
+    let (_, layer) = w.layers.last().unwrap();
+    assert!(
+        layer.contains(&format!("tcp:\n      host: {ME}\n      port: 8008")),
+        "{layer}"
+    );
+    assert!(!layer.contains("http://"), "{layer}");
     drop(w);
+    let calls = fakes.patroni.calls();
+    assert!(!calls[0].https, "plain HTTP before the certificate");
+    assert!(calls.last().unwrap().https, "HTTPS after it");
+    assert_eq!(
+        fakes.patroni.0.lock().unwrap().ca.as_deref(),
+        Some(ca.certificate_pem())
+    );
+    // The next hook (an action, say) reaches the API over HTTPS from the start: the charm
+    // reads how from the patroni.yml in place.
+    fakes.patroni.0.lock().unwrap().ca = None;
+    let before = fakes.patroni.calls().len();
+    let primary = harness("postgresql/0").run_action(
+        &mut fakes.charm(),
+        "get-primary",
+        json!({}),
+        out.state.clone(),
+    );
+    assert_eq!(primary.action.unwrap().results["primary"], "postgresql/0");
+    assert!(fakes.patroni.calls()[before..].iter().all(|c| c.https));
     let bag = &out.state.relation(5).unwrap().local_app_data;
     assert_eq!(bag["tls"], "True");
     let tls = out
@@ -1162,6 +1200,13 @@ fn every_reconciling_event_leaves_the_primary_active() {
             check: "postgresql".into(),
         },
         Event::StorageAttached(storage),
+        // On the leader a role change only reconciles (clients' endpoints follow).
+        Event::PebbleCustomNotice(charm::event::NoticeEvent {
+            container: "postgresql".into(),
+            id: "7".into(),
+            kind: "custom".into(),
+            key: patroni::ROLE_CHANGE_KEY.into(),
+        }),
         Event::SecretChanged(SecretEvent {
             id: "secret:users".into(),
             label: Some(USERS_LABEL.into()),
@@ -1258,6 +1303,9 @@ fn a_removed_primary_switches_over_then_leaves_raft_then_stops_patroni() {
     );
     assert_eq!(w.stops, ["postgresql"]);
     assert!(!w.running.contains("postgresql"));
+    let (_, last) = w.layers.last().unwrap();
+    assert!(last.contains("startup: disabled"), "{last}");
+    assert!(last.contains("on-failure: ignore"), "{last}");
     drop(w);
     // The fake keeps this member the primary: the unit says so and leaves anyway.
     assert!(
@@ -1272,20 +1320,42 @@ fn a_removed_primary_switches_over_then_leaves_raft_then_stops_patroni() {
         charm::Status::maintenance("left the cluster, being removed")
     );
 
-    // Later teardown hooks find Patroni stopped and do nothing more.
+    assert_eq!(out.state.stored[postgresql_charm::LEFT_KEY], "true");
+
+    // Later teardown hooks do nothing more: not the other relations' departed or broken
+    // (which would reconcile and start Patroni again), not storage-detaching.
     let storage = Event::StorageDetaching(charm::event::StorageEvent {
         name: "pgdata".into(),
         id: "pgdata/0".into(),
         location: None,
     });
+    let restart = Relation::new("restart", 3, "postgresql");
+    let db = client(&[("database", "mydb")]);
+    let mut later = out.state.clone();
+    later.relations.push(restart.clone());
+    later.relations.push(db.clone());
     for event in [
         leaving("postgresql/0", "postgresql/2"),
+        Event::RelationDeparted(charm::RelationEvent {
+            relation: restart.id.clone(),
+            remote_app: "postgresql".into(),
+            remote_unit: Some("postgresql/1".into()),
+            departing_unit: Some("postgresql/0".into()),
+        }),
+        db.departed("app/0"),
+        db.broken(),
         Event::Stop,
         storage,
         Event::Remove,
     ] {
-        let out = harness("postgresql/0").run(&mut fakes.charm(), event, state.clone());
-        assert!(out.error.is_none(), "{:?}", out.error);
+        let name = event.juju_name();
+        let out = harness("postgresql/0").run(&mut fakes.charm(), event, later.clone());
+        assert!(out.error.is_none(), "{name}: {:?}", out.error);
+        assert_eq!(
+            out.state.unit_status,
+            charm::Status::maintenance("left the cluster, being removed"),
+            "{name}"
+        );
     }
     let w = fakes.workload.state();
     assert_eq!(w.execs.len(), 1);
