@@ -214,6 +214,10 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
         json!("/var/run/postgresql"),
     );
     parameters.insert("log_destination".into(), json!("stderr"));
+    // A replica whose primary went away retries streaming every this often (PostgreSQL's
+    // default is 5 s). In synchronous mode commits on the restarted or promoted primary
+    // wait for a synchronous standby to stream again, so this bounds the write gap.
+    parameters.insert("wal_retrieve_retry_interval".into(), json!("1s"));
     if member.tls {
         parameters.insert("ssl".into(), json!("on"));
         parameters.insert(

@@ -333,6 +333,12 @@ fn pebble_ready_pushes_a_private_patroni_yml_and_the_layer_then_bootstraps() {
         yml["postgresql"]["basebackup"],
         json!([{"checkpoint": "fast"}])
     );
+    // Replicas retry streaming every second, not every 5 s: in synchronous mode writes
+    // wait for them after a failover.
+    assert_eq!(
+        yml["postgresql"]["parameters"]["wal_retrieve_retry_interval"],
+        "1s"
+    );
     assert_eq!(
         yml["postgresql"]["authentication"]["superuser"]["username"],
         "operator"
