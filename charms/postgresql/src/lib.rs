@@ -306,6 +306,13 @@ impl PostgreSql {
         if !was_running && self.workload.is_running("postgresql") {
             let event = ctx.event().juju_name();
             ctx.log(LogLevel::Info, &format!("started Patroni ({event})"))?;
+            // Said at once (status-set is not held back to the end of the hook): this
+            // hook now waits for Patroni, and a replica's wait is a copy of the primary.
+            ctx.set_unit_status(Status::maintenance(if leader && !initialised {
+                "bootstrapping the cluster: Patroni runs initdb"
+            } else {
+                "joining the cluster: Patroni copies the primary's data"
+            }))?;
         }
         if changed && was_running {
             // Patroni re-reads patroni.yml on SIGHUP.

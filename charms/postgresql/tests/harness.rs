@@ -310,6 +310,14 @@ fn pebble_ready_pushes_a_private_patroni_yml_and_the_layer_then_bootstraps() {
     let out =
         harness("postgresql/0").run(&mut fakes.charm(), pebble_ready(), leader_state(vec![peer]));
     assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.unit_status_history.first(),
+        Some(&charm::Status::maintenance(
+            "bootstrapping the cluster: Patroni runs initdb"
+        )),
+        "{:?}",
+        out.unit_status_history
+    );
 
     let w = fakes.workload.state();
     let file = &w.files[patroni::CONFIG_PATH];
@@ -446,6 +454,15 @@ fn a_replica_waits_for_patroni_then_says_replica() {
             .starts_with("waiting for Patroni: Patroni's API is not answering"),
         "{}",
         out.state.unit_status.message
+    );
+    // While the hook waited for Patroni, the unit said what it was doing.
+    assert_eq!(
+        out.unit_status_history.first(),
+        Some(&charm::Status::maintenance(
+            "joining the cluster: Patroni copies the primary's data"
+        )),
+        "{:?}",
+        out.unit_status_history
     );
     let yml: serde_json::Value =
         serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
