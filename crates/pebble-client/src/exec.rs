@@ -143,16 +143,19 @@ impl Client {
             Some(connect(self, &task, "stderr")?)
         };
         let stderr_reader = stderr_ws.map(|mut ws| std::thread::spawn(move || read_all(&mut ws)));
-        if !opts.stdin.is_empty() {
-            for chunk in opts.stdin.chunks(32 * 1024) {
-                stdio
-                    .send(Message::Binary(chunk.to_vec()))
-                    .map_err(|e| ws_error("stdin", e))?;
+        // A command may exit, and Pebble close its stdio, before it read its input (or
+        // before the end-of-input message): then the write fails, and what the command
+        // did is still in its output and its change, so that is what is reported.
+        let mut delivered = true;
+        for chunk in opts.stdin.chunks(32 * 1024) {
+            if stdio.send(Message::Binary(chunk.to_vec())).is_err() {
+                delivered = false;
+                break;
             }
         }
-        stdio
-            .send(Message::Text(r#"{"command":"end"}"#.into()))
-            .map_err(|e| ws_error("stdin", e))?;
+        if delivered {
+            let _ = stdio.send(Message::Text(r#"{"command":"end"}"#.into()));
+        }
         let stdout = read_all(&mut stdio);
         let stderr = stderr_reader
             .and_then(|h| h.join().ok())

@@ -487,7 +487,7 @@ fn autostart_on_boot_unless_held_and_logs_are_kept() {
     )
     .unwrap();
     let socket = dir.path().join("s.socket");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ward-pebble"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ward-pebble"))
         .args(["run"])
         .env("PEBBLE", dir.path().join("state"))
         .env("PEBBLE_SOCKET", &socket)
@@ -495,6 +495,15 @@ fn autostart_on_boot_unless_held_and_logs_are_kept() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Stops the daemon (and so its service) even when an assertion fails first.
+    struct Guard(Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(child);
     wait_for("socket", Duration::from_secs(5), || socket.exists());
     let c = Client::new(&socket);
     wait_for("autostart", Duration::from_secs(5), || {
@@ -503,32 +512,54 @@ fn autostart_on_boot_unless_held_and_logs_are_kept() {
             .unwrap_or(false)
     });
     use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    write!(
-        s,
-        "GET /v1/logs?services=talker HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(
+    let logs = || {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        write!(
+            s,
+            "GET /v1/logs?services=talker HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let logged = |out: &str| {
         out.contains("\"message\":\"hello from talker\\n\"")
-            && out.contains("\"service\":\"talker\""),
-        "{out}"
-    );
-    // SIGTERM stops the services and the daemon exits 0.
+            && out.contains("\"service\":\"talker\"")
+    };
+    // "active" can come before the service's first line reached the log buffer.
+    let started = std::time::Instant::now();
+    let mut out = logs();
+    while !logged(&out) && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        out = logs();
+    }
+    assert!(logged(&out), "{out}");
+    // SIGTERM stops the services and the daemon exits 0. Only this daemon's service is
+    // looked at: other runs of this test may have talkers of their own.
+    let out = Command::new("pgrep")
+        .args([
+            "-P",
+            &child.0.id().to_string(),
+            "-f",
+            "echo hello from talker",
+        ])
+        .output()
+        .unwrap();
+    let talker: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the daemon's talker process");
     Command::new("kill")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
-    assert!(!Command::new("pgrep")
-        .args(["-f", "echo hello from talker"])
-        .output()
-        .unwrap()
-        .status
-        .success());
+    assert!(
+        !Path::new(&format!("/proc/{talker}")).exists(),
+        "the talker ({talker}) outlived the daemon"
+    );
 }
 
 #[test]
