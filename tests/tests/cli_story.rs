@@ -11,85 +11,13 @@
 //! charms are laid out the way scripts/build-charms.sh lays them out, in a temporary
 //! directory that WARD_CHARMS points at. WARD_KEEP=1 keeps the temporary directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-
-fn project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("project root")
-}
-
-/// The newest modification time of the files under `dir`.
-fn newest(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut out = None;
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let t = if e.file_type().ok()?.is_dir() {
-            newest(&e.path())
-        } else {
-            e.metadata().and_then(|m| m.modified()).ok()
-        };
-        out = out.max(t);
-    }
-    out
-}
-
-/// The `ward` binary: `$WARD_BIN`, else the one next to this test's profile directory
-/// (`cargo test --workspace` builds it there) when it is newer than the sources it is
-/// built from, else built here with cargo.
-fn ward_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("WARD_BIN").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test binary has no target directory")?;
-    let ward = profile_dir.join("ward");
-    let built = ward.metadata().and_then(|m| m.modified()).ok();
-    let sources = ["crates/ward", "crates/controller", "Cargo.lock"]
-        .iter()
-        .filter_map(|p| {
-            let p = project().join(p);
-            if p.is_dir() {
-                newest(&p)
-            } else {
-                p.metadata().and_then(|m| m.modified()).ok()
-            }
-        })
-        .max();
-    if built.is_some() && built >= sources {
-        return Ok(ward);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = profile_dir.parent().context("no target directory")?;
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "-p", "ward", "--bin", "ward"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(project());
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().context("running cargo build -p ward")?;
-    if !status.success() {
-        bail!("cargo build -p ward --bin ward failed");
-    }
-    Ok(ward)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use ward_e2e::{free_port, project, ward_bin};
 
 /// A user's shell: `ward` with WARD_HOME and WARD_PORT set. Dropping it destroys the
 /// controller (daemon, workload sandboxes, home) even when the test failed half-way.

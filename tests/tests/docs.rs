@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use ward_e2e::{free_port, project, ward_bin};
 
 /// The pages run, in this order: the tutorial builds the stack, the how-tos act on it;
 /// blocks marked `last` (the tutorial's clean-up) run after all of them.
@@ -42,13 +43,6 @@ const NOT_RUN: &[(&str, &str)] = &[(
 
 /// The longest a block may take (`ward wait --timeout 5m` is the longest command).
 const BLOCK_TIMEOUT: Duration = Duration::from_secs(6 * 60);
-
-fn project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .expect("project root")
-}
 
 // ---------------------------------------------------------------------------------------
 // Pages
@@ -259,69 +253,6 @@ fn redact(text: &str) -> String {
 
 // ---------------------------------------------------------------------------------------
 // The reader's session
-
-/// The newest modification time of the files under `dir`.
-fn newest(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut out = None;
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let t = if e.file_type().ok()?.is_dir() {
-            newest(&e.path())
-        } else {
-            e.metadata().and_then(|m| m.modified()).ok()
-        };
-        out = out.max(t);
-    }
-    out
-}
-
-/// The `ward` binary: `$WARD_BIN`, else the one in this test's profile directory when it
-/// is newer than its sources, else built there with cargo (as tests/tests/cli_story.rs).
-fn ward_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("WARD_BIN").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test binary has no target directory")?;
-    let ward = profile_dir.join("ward");
-    let built = ward.metadata().and_then(|m| m.modified()).ok();
-    let sources = ["crates/ward", "crates/controller", "Cargo.lock"]
-        .iter()
-        .filter_map(|p| {
-            let p = project().join(p);
-            if p.is_dir() {
-                newest(&p)
-            } else {
-                p.metadata().and_then(|m| m.modified()).ok()
-            }
-        })
-        .max();
-    if built.is_some() && built >= sources {
-        return Ok(ward);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = profile_dir.parent().context("no target directory")?;
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "-p", "ward", "--bin", "ward"])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(project());
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().context("running cargo build -p ward")?;
-    ensure!(status.success(), "cargo build -p ward --bin ward failed");
-    Ok(ward)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A reader's terminal: one `bash -e -o pipefail` reading blocks from its stdin, each
 /// block `source`d with its output in `<blocks>/<n>.out` and `.err`. A failing command
