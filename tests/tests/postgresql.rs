@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use ward_e2e::{address, assert_no_hook_failed, copy_dir, settle, workload, Model};
+use ward_e2e::{address, assert_no_hook_failed, charm_dir, copy_dir, settle, workload, Model};
 
 /// psql as operator; the password goes in the environment, never in argv.
 fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
@@ -26,24 +26,14 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
         .disable_cleanup(std::env::var_os("WARD_KEEP").is_some())
         .tempdir_in("/tmp")
         .unwrap();
-    let charm = home.path().join("postgresql");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata/postgresql"),
-        &charm,
-    )
-    .unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_postgresql-charm"),
-        charm.join("dispatch"),
-    )
-    .unwrap();
-    let model = Model::start_sandboxed(
+    let charm = charm_dir(
         home.path(),
-        Path::new(env!("CARGO_BIN_EXE_e2e-jujuc")),
-        Path::new(env!("CARGO_BIN_EXE_e2e-pebble")),
-        Some(Path::new(env!("CARGO_BIN_EXE_e2e-hook-runner"))),
+        "postgresql",
+        &ward_e2e::project().join("metadata/postgresql"),
+        Some(Path::new(env!("CARGO_BIN_EXE_postgresql-charm"))),
     )
     .unwrap();
+    let model = Model::start_with(home.path(), &ward_e2e::test_binaries!()).unwrap();
     let ctl = &model.ctl;
     ctl.deploy(
         "postgresql",
