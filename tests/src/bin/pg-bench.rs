@@ -67,13 +67,13 @@ fn pids_matching(needle: &str) -> Vec<u32> {
         .collect()
 }
 
-/// (downtime, acknowledged rows lost)
+/// (downtime, acknowledged rows lost, whether writes resumed on another unit)
 fn failover(
     bins: &Bins,
     root: &Path,
     sync: bool,
     kill_patroni: bool,
-) -> anyhow::Result<(Duration, usize)> {
+) -> anyhow::Result<(Duration, usize, bool)> {
     let (_home, m, charm) = model(bins, root)?;
     let ctl = &m.ctl;
     ctl.deploy(
@@ -122,7 +122,8 @@ fn failover(
     )
     .map_err(anyhow::Error::msg)?;
     let addresses: Vec<String> = units(ctl).into_iter().map(|u| u.3).collect();
-    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
+    // (row, when it was acknowledged, by which address)
+    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant, String)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (acked, stop, password) = (acked.clone(), stop.clone(), password.clone());
@@ -141,10 +142,11 @@ fn failover(
                     )
                     .is_ok()
                     {
-                        acked
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((n, Instant::now()));
+                        acked.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            n,
+                            Instant::now(),
+                            a.clone(),
+                        ));
                         break;
                     }
                 }
@@ -172,23 +174,23 @@ fn failover(
             .status();
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    let downtime = loop {
+    let (downtime, moved) = loop {
         let first_after = acked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .find(|(_, t)| *t > killed)
-            .map(|x| x.1);
-        if let Some(t) = first_after {
+            .find(|(_, t, _)| *t > killed)
+            .map(|x| (x.1, x.2.clone()));
+        if let Some((t, by)) = first_after {
             let last_before = acked
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
-                .filter(|(_, t)| *t <= killed)
+                .filter(|(_, t, _)| *t <= killed)
                 .map(|x| x.1)
                 .next_back()
                 .unwrap_or(killed);
-            break t - last_before;
+            break (t - last_before, by != primary.3);
         }
         if Instant::now() > deadline {
             bail!("writes did not resume within 120 s");
@@ -221,7 +223,7 @@ fn failover(
     let present: std::collections::BTreeSet<u64> =
         present.split(',').filter_map(|s| s.parse().ok()).collect();
     let lost = acked.iter().filter(|n| !present.contains(n)).count();
-    Ok((downtime, lost))
+    Ok((downtime, lost, moved))
 }
 
 fn run() -> anyhow::Result<()> {
@@ -259,7 +261,7 @@ fn run() -> anyhow::Result<()> {
         );
     }
     for (sync, kill_patroni) in [(false, false), (true, false), (false, true), (true, true)] {
-        let (downtime, lost) = failover(&bins, &root, sync, kill_patroni)?;
+        let (downtime, lost, moved) = failover(&bins, &root, sync, kill_patroni)?;
         let what = if kill_patroni {
             "Patroni + postmaster"
         } else {
@@ -267,8 +269,13 @@ fn run() -> anyhow::Result<()> {
         };
         let mode = if sync { "synchronous" } else { "asynchronous" };
         println!(
-            "| kill -9 of the primary's {what}, {mode}: write gap / acknowledged rows lost | {:.1} s / {lost} | < 10 s / 0 in sync mode |",
-            downtime.as_secs_f64()
+            "| kill -9 of the primary's {what}, {mode}: write gap / acknowledged rows lost | {:.1} s / {lost} ({}) | < 10 s / 0 in sync mode |",
+            downtime.as_secs_f64(),
+            if moved {
+                "writes resumed on another unit: failover"
+            } else {
+                "writes resumed on the same unit: restarted in place"
+            }
         );
     }
     Ok(())
