@@ -55,8 +55,10 @@ action_result() { # unit action key -> the value of `key` in the action's result
 unit_address() { # unit -> its address
   status_json | python3 -c 'import json,sys; u=sys.argv[1]; print(json.load(sys.stdin)["applications"][u.split("/")[0]]["units"][u]["address"])' "$1"
 }
-deploy() { # app, then deploy's arguments: deploy unless the app exists
-  if has_app "$1"; then echo "$1 is already deployed"; else ward deploy "$@"; fi
+deploy() { # deploy's arguments (<charm> [<app name>] [options]): deploy unless the app exists
+  local app=${1##*/}
+  if [ $# -ge 2 ] && [[ $2 != -* ]]; then app=$2; fi
+  if has_app "$app"; then echo "$app is already deployed"; else ward deploy "$@"; fi
 }
 integrate() { # a:endpoint b:endpoint: integrate unless they already are
   if has_relation "$1" "$2"; then echo "$1 and $2 are already integrated"; else ward integrate "$1" "$2"; fi
