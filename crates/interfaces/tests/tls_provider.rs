@@ -2,6 +2,8 @@
 //! harness: signing across units and apps, bad CSRs named, withdrawal, idempotence,
 //! CA change, limits, and the send-ca-cert bags in both schema versions.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use charm::testing::{Harness, Relation, State};
@@ -304,28 +306,8 @@ fn send_ca_cert_writes_v1_and_v0_for_requirers_that_did_not_say_version_1() {
 /// Runs `script` with the test Python (WARD_TEST_PYTHON, with `cryptography`), feeding
 /// `input` as JSON on stdin and reading JSON from stdout; `None` when there is none.
 fn python(script: &str, input: serde_json::Value) -> Option<serde_json::Value> {
-    use std::io::Write;
     let py = std::env::var("WARD_TEST_PYTHON").ok()?;
-    let mut child = std::process::Command::new(py)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_slice(&out.stdout).expect("JSON from python"))
+    Some(common::run_python(&py, script, input))
 }
 
 /// A requirer as Canonical's v4 library makes one: RSA 2048, CN + x500UniqueIdentifier

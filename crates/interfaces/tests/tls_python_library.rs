@@ -10,6 +10,8 @@
 //! `TLSCertificatesProvidesV4` dump); if a release renames them these tests fail
 //! loudly rather than pass without comparing.
 
+mod common;
+
 use charm::testing::{Harness, Relation, State};
 use charm::{Charm, Context, Event};
 use interfaces::tls_certificates::*;
@@ -19,30 +21,10 @@ use interfaces::tls_requirer::{Mode, TlsRequirer};
 /// Runs `script` with the test Python, feeding `input` as JSON on stdin and reading JSON
 /// from stdout.
 fn python(script: &str, input: serde_json::Value) -> serde_json::Value {
-    use std::io::Write;
     let py = std::env::var("WARD_TEST_PYTHON").expect(
         "WARD_TEST_PYTHON must name a Python with charmlibs-interfaces-tls-certificates (scripts/test.sh sets it to .venv/bin/python; scripts/deps.sh installs it)",
     );
-    let mut child = std::process::Command::new(&py)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON from python")
+    common::run_python(&py, script, input)
 }
 
 /// What the library's requirer publishes for each CSR in a bag: `_request_certificate`
