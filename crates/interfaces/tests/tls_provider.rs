@@ -407,22 +407,9 @@ for r in json.loads(inp["bag"]):
 print(json.dumps({"bag": json.dumps(out)}))
 "#;
 
-struct RustRequirer(Option<interfaces::tls_requirer::Issued>);
-impl Charm for RustRequirer {
-    fn handle(&mut self, ctx: &mut Context<'_>, _: &Event) -> charm::Result<()> {
-        self.0 = interfaces::tls_requirer::TlsRequirer::new("certificates").reconcile(
-            ctx,
-            &CsrRequest::new("db-0")
-                .dns("db-0.ward.local")
-                .ip("127.1.0.3".parse().unwrap()),
-        )?;
-        Ok(())
-    }
-}
-
 #[test]
 fn our_requirer_csr_is_signed_by_a_python_provider_and_its_answer_accepted() {
-    let mut charm = RustRequirer(None);
+    let mut charm = common::Requirer::new(interfaces::tls_requirer::Mode::Unit);
     let state = State {
         relations: vec![Relation::new("certificates", 5, "ca")],
         ..State::default()
@@ -443,7 +430,7 @@ fn our_requirer_csr_is_signed_by_a_python_provider_and_its_answer_accepted() {
     let out = Harness::new("db/0").run(&mut charm, Event::UpdateStatus, state);
     assert!(out.error.is_none(), "{:?}", out.error);
     let issued = charm
-        .0
+        .issued
         .expect("the Python provider's certificate is accepted");
     assert!(certificate_matches_key(&issued.certificate, &issued.private_key).unwrap());
     assert!(issued.ca.contains("BEGIN CERTIFICATE"));

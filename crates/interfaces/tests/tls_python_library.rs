@@ -16,7 +16,7 @@ use charm::testing::{Harness, Relation, State};
 use charm::{Charm, Context, Event};
 use interfaces::tls_certificates::*;
 use interfaces::tls_provider::TlsProvider;
-use interfaces::tls_requirer::{Mode, TlsRequirer};
+use interfaces::tls_requirer::Mode;
 
 /// Runs `script` with the test Python, feeding `input` as JSON on stdin and reading JSON
 /// from stdout.
@@ -44,20 +44,6 @@ theirs = _RequirerData(certificate_signing_requests=[
 print(json.dumps(theirs))
 "#;
 
-struct Requirer(Mode);
-
-impl Charm for Requirer {
-    fn handle(&mut self, ctx: &mut Context<'_>, _event: &Event) -> charm::Result<()> {
-        TlsRequirer::new("certificates").mode(self.0).reconcile(
-            ctx,
-            &CsrRequest::new("db-0")
-                .dns("db-0.ward.local")
-                .ip("127.1.0.3".parse().unwrap()),
-        )?;
-        Ok(())
-    }
-}
-
 #[test]
 fn our_requirer_bag_is_byte_for_byte_what_canonicals_library_publishes() {
     for mode in [Mode::Unit, Mode::App] {
@@ -66,7 +52,8 @@ fn our_requirer_bag_is_byte_for_byte_what_canonicals_library_publishes() {
             relations: vec![Relation::new("certificates", 5, "ca")],
             ..State::default()
         };
-        let out = Harness::new("db/0").run(&mut Requirer(mode), Event::UpdateStatus, state);
+        let out =
+            Harness::new("db/0").run(&mut common::Requirer::new(mode), Event::UpdateStatus, state);
         assert!(out.error.is_none(), "{:?}", out.error);
         let rel = &out.state.relations[0];
         let bag = match mode {

@@ -26,3 +26,33 @@ pub fn run_python(py: &str, script: &str, input: serde_json::Value) -> serde_jso
     );
     serde_json::from_slice(&out.stdout).expect("JSON from python")
 }
+
+/// A requirer charm asking for `db-0`'s certificate (its DNS name and address) on the
+/// `certificates` endpoint, in unit or app mode; keeps what it was issued.
+pub struct Requirer {
+    /// Unit or app mode.
+    pub mode: interfaces::tls_requirer::Mode,
+    /// The certificate and key, once accepted.
+    pub issued: Option<interfaces::tls_requirer::Issued>,
+}
+
+impl Requirer {
+    /// A requirer in `mode` with nothing issued yet.
+    pub fn new(mode: interfaces::tls_requirer::Mode) -> Self {
+        Requirer { mode, issued: None }
+    }
+}
+
+impl charm::Charm for Requirer {
+    fn handle(&mut self, ctx: &mut charm::Context<'_>, _: &charm::Event) -> charm::Result<()> {
+        self.issued = interfaces::tls_requirer::TlsRequirer::new("certificates")
+            .mode(self.mode)
+            .reconcile(
+                ctx,
+                &interfaces::tls_certificates::CsrRequest::new("db-0")
+                    .dns("db-0.ward.local")
+                    .ip("127.1.0.3".parse().unwrap()),
+            )?;
+        Ok(())
+    }
+}
