@@ -73,8 +73,14 @@ pub trait Charm {
         Ok(())
     }
 
-    /// Adds candidate application statuses with [`Context::add_app_status`]; called
-    /// on the leader only.
+    /// Adds candidate application statuses with [`Context::add_app_status`].
+    ///
+    /// Called on every unit after every event; the most severe candidate is set only
+    /// when this unit leads (only the leader may set the application status). The SDK
+    /// asks `is-leader` only when there is a candidate and the hook has not asked
+    /// already, so a charm without an application status pays for no leadership
+    /// check. Unlike Python `ops`, which emits `collect-app-status` on the leader
+    /// only, work that must happen on the leader alone checks [`Context::is_leader`].
     fn collect_app_status(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
         Ok(())
     }
@@ -107,9 +113,11 @@ pub fn dispatch<C: Charm + ?Sized>(charm: &mut C, ctx: &mut Context<'_>) -> Resu
             return Err(e);
         }
     }
-    if ctx.is_leader()? {
-        charm.collect_app_status(ctx)?;
-        if let Some(s) = most_severe(&ctx.app_statuses) {
+    charm.collect_app_status(ctx)?;
+    if let Some(s) = most_severe(&ctx.app_statuses) {
+        // Each hook tool is a process: leadership is asked only when there is an
+        // application status to set (and at most once per hook).
+        if ctx.is_leader()? {
             ctx.set_app_status(s)?;
         }
     }

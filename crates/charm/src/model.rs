@@ -292,7 +292,7 @@ impl<'a> Context<'a> {
         self.unit_statuses.push(status);
     }
 
-    /// Offers a candidate application status (collected on the leader only).
+    /// Offers a candidate application status (set only if this unit leads).
     pub fn add_app_status(&mut self, status: Status) {
         self.app_statuses.push(status);
     }

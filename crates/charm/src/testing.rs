@@ -322,6 +322,10 @@ pub struct Output {
     pub action: Option<ActionOutput>,
     /// The hook's failure, if it failed.
     pub error: Option<Error>,
+    /// Every [`Backend`] call the hook made, in order, by method name (`is_leader`,
+    /// `status_set`, …): under Juju each is one hook-tool process, so this is what
+    /// a hook costs beyond its own work.
+    pub backend_calls: Vec<&'static str>,
 }
 
 /// Runs events against charms for unit `app/n`.
@@ -382,6 +386,7 @@ impl Harness {
                     unit_status_history: Vec::new(),
                     action: None,
                     error: Some(e),
+                    backend_calls: Vec::new(),
                 }
             }
         };
@@ -417,6 +422,7 @@ impl Harness {
             unit_status_history: mem.unit_status_history,
             action: is_action.then_some(mem.action),
             error,
+            backend_calls: mem.calls,
         }
     }
 }
@@ -436,6 +442,7 @@ pub struct Memory {
     unit_status_history: Vec<Status>,
     action: ActionOutput,
     next_secret: u32,
+    calls: Vec<&'static str>,
 }
 
 impl Memory {
@@ -460,6 +467,7 @@ impl Memory {
             unit_status_history: Vec::new(),
             action: ActionOutput::default(),
             next_secret,
+            calls: Vec::new(),
         }
     }
 
@@ -508,6 +516,7 @@ impl Memory {
 
 impl Backend for Memory {
     fn relation_ids(&mut self, endpoint: &str) -> Result<Vec<RelationId>> {
+        self.calls.push("relation_ids");
         let mut ids: Vec<RelationId> = self
             .state
             .relations
@@ -520,14 +529,17 @@ impl Backend for Memory {
     }
 
     fn relation_list(&mut self, rel: &RelationId) -> Result<Vec<String>> {
+        self.calls.push("relation_list");
         Ok(self.rel(rel)?.remote_units_data.keys().cloned().collect())
     }
 
     fn relation_remote_app(&mut self, rel: &RelationId) -> Result<Option<String>> {
+        self.calls.push("relation_remote_app");
         Ok(Some(self.rel(rel)?.remote_app.clone()))
     }
 
     fn relation_get(&mut self, rel: &RelationId, app: bool, owner: &str) -> Result<Bag> {
+        self.calls.push("relation_get");
         let (unit, my_app, leader) = (self.unit.clone(), self.app.clone(), self.state.leader);
         let r = self.rel(rel)?;
         if owner == unit {
@@ -559,6 +571,7 @@ impl Backend for Memory {
     }
 
     fn relation_set(&mut self, rel: &RelationId, app: bool, data: &Bag) -> Result<()> {
+        self.calls.push("relation_set");
         let leader = self.state.leader;
         let r = self.rel(rel)?;
         if app && !leader {
@@ -582,14 +595,17 @@ impl Backend for Memory {
     }
 
     fn config_get(&mut self) -> Result<Map<String, Value>> {
+        self.calls.push("config_get");
         Ok(self.state.config.clone())
     }
 
     fn is_leader(&mut self) -> Result<bool> {
+        self.calls.push("is_leader");
         Ok(self.state.leader)
     }
 
     fn status_get(&mut self, app: bool) -> Result<Status> {
+        self.calls.push("status_get");
         if app {
             if !self.state.leader {
                 return Err(Error::PermissionDenied {
@@ -602,6 +618,7 @@ impl Backend for Memory {
     }
 
     fn status_set(&mut self, app: bool, status: &Status) -> Result<()> {
+        self.calls.push("status_set");
         if app {
             if !self.state.leader {
                 return Err(Error::PermissionDenied {
@@ -617,20 +634,24 @@ impl Backend for Memory {
     }
 
     fn application_version_set(&mut self, version: &str) -> Result<()> {
+        self.calls.push("application_version_set");
         self.state.workload_version = Some(version.into());
         Ok(())
     }
 
     fn juju_log(&mut self, level: LogLevel, message: &str) -> Result<()> {
+        self.calls.push("juju_log");
         self.logs.push((level, message.into()));
         Ok(())
     }
 
     fn action_get(&mut self) -> Result<Value> {
+        self.calls.push("action_get");
         Ok(self.params.clone())
     }
 
     fn action_set(&mut self, results: &BTreeMap<String, String>) -> Result<()> {
+        self.calls.push("action_set");
         self.action
             .results
             .extend(results.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -638,11 +659,13 @@ impl Backend for Memory {
     }
 
     fn action_log(&mut self, message: &str) -> Result<()> {
+        self.calls.push("action_log");
         self.action.logs.push(message.into());
         Ok(())
     }
 
     fn action_fail(&mut self, message: &str) -> Result<()> {
+        self.calls.push("action_fail");
         self.action.failure = Some(message.into());
         Ok(())
     }
@@ -653,6 +676,7 @@ impl Backend for Memory {
         owner: SecretOwner,
         opts: &SecretOptions,
     ) -> Result<String> {
+        self.calls.push("secret_add");
         if owner == SecretOwner::Application && !self.state.leader {
             return Err(Error::PermissionDenied {
                 what: "secret-add: this unit is not the leader".into(),
@@ -694,6 +718,7 @@ impl Backend for Memory {
         label: Option<&str>,
         read: SecretRead,
     ) -> Result<Bag> {
+        self.calls.push("secret_get");
         let i = self.find_secret(id, label)?;
         let s = &mut self.state.secrets[i];
         if id.is_some() {
@@ -721,6 +746,7 @@ impl Backend for Memory {
     }
 
     fn secret_info_get(&mut self, id: Option<&str>, label: Option<&str>) -> Result<SecretInfo> {
+        self.calls.push("secret_info_get");
         let i = self.find_secret(id, label)?;
         let s = &self.state.secrets[i];
         let Some(owner) = s.owner else {
@@ -740,6 +766,7 @@ impl Backend for Memory {
     }
 
     fn secret_set(&mut self, id: &str, content: Option<&Bag>, opts: &SecretOptions) -> Result<()> {
+        self.calls.push("secret_set");
         let i = self.owned_secret(id)?;
         let s = &mut self.state.secrets[i];
         if let Some(c) = content {
@@ -762,6 +789,7 @@ impl Backend for Memory {
     }
 
     fn secret_grant(&mut self, id: &str, rel: &RelationId, unit: Option<&str>) -> Result<()> {
+        self.calls.push("secret_grant");
         let i = self.owned_secret(id)?;
         let r = self.rel(rel)?;
         if let Some(u) = unit {
@@ -781,6 +809,7 @@ impl Backend for Memory {
     }
 
     fn secret_revoke(&mut self, id: &str, rel: &RelationId, unit: Option<&str>) -> Result<()> {
+        self.calls.push("secret_revoke");
         let i = self.owned_secret(id)?;
         self.rel(rel)?;
         let s = &mut self.state.secrets[i];
@@ -798,6 +827,7 @@ impl Backend for Memory {
     }
 
     fn secret_remove(&mut self, id: &str, revision: Option<u32>) -> Result<()> {
+        self.calls.push("secret_remove");
         let i = self.owned_secret(id)?;
         let s = &mut self.state.secrets[i];
         match revision {
@@ -815,6 +845,7 @@ impl Backend for Memory {
     }
 
     fn secret_ids(&mut self) -> Result<Vec<String>> {
+        self.calls.push("secret_ids");
         Ok(self
             .state
             .secrets
@@ -825,20 +856,24 @@ impl Backend for Memory {
     }
 
     fn open_port(&mut self, port: Port) -> Result<()> {
+        self.calls.push("open_port");
         self.state.opened_ports.insert(port);
         Ok(())
     }
 
     fn close_port(&mut self, port: Port) -> Result<()> {
+        self.calls.push("close_port");
         self.state.opened_ports.remove(&port);
         Ok(())
     }
 
     fn opened_ports(&mut self) -> Result<Vec<Port>> {
+        self.calls.push("opened_ports");
         Ok(self.state.opened_ports.iter().copied().collect())
     }
 
     fn network_get(&mut self, _binding: &str, rel: Option<&RelationId>) -> Result<Network> {
+        self.calls.push("network_get");
         if let Some(r) = rel {
             self.rel(r)?;
         }
@@ -858,6 +893,7 @@ impl Backend for Memory {
     }
 
     fn storage_list(&mut self, name: &str) -> Result<Vec<String>> {
+        self.calls.push("storage_list");
         Ok(self
             .state
             .storage
@@ -868,6 +904,7 @@ impl Backend for Memory {
     }
 
     fn storage_get(&mut self, id: &str) -> Result<StorageInfo> {
+        self.calls.push("storage_get");
         self.state
             .storage
             .get(id)
@@ -882,10 +919,12 @@ impl Backend for Memory {
     }
 
     fn state_get(&mut self) -> Result<Bag> {
+        self.calls.push("state_get");
         Ok(self.state.stored.clone())
     }
 
     fn state_set(&mut self, data: &Bag) -> Result<()> {
+        self.calls.push("state_set");
         self.state
             .stored
             .extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -893,6 +932,7 @@ impl Backend for Memory {
     }
 
     fn state_delete(&mut self, key: &str) -> Result<()> {
+        self.calls.push("state_delete");
         self.state.stored.remove(key);
         Ok(())
     }

@@ -206,6 +206,43 @@ fn app_status_is_collected_on_the_leader_only_and_most_severe_wins() {
     assert_eq!(out.state.app_status, Status::waiting("app waits"));
     let out = Harness::new("x/1").run(&mut Statuses, Event::UpdateStatus, State::default());
     assert_eq!(out.state.app_status, Status::unknown());
+    assert_eq!(out.backend_calls, ["is_leader", "status_set"]);
+}
+
+#[test]
+fn a_charm_without_an_app_status_never_asks_for_leadership() {
+    struct UnitOnly;
+    impl Charm for UnitOnly {
+        fn handle(&mut self, _: &mut Context<'_>, _: &Event) -> Result<()> {
+            Ok(())
+        }
+        fn collect_unit_status(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+            ctx.add_unit_status(Status::active(""));
+            Ok(())
+        }
+    }
+    for leader in [true, false] {
+        let out = Harness::new("x/0").run(
+            &mut UnitOnly,
+            Event::ConfigChanged,
+            State {
+                leader,
+                ..State::default()
+            },
+        );
+        assert!(out.error.is_none(), "{:?}", out.error);
+        // One hook tool per hook: status-set.
+        assert_eq!(out.backend_calls, ["status_set"]);
+        assert_eq!(out.state.unit_status, Status::active(""));
+        assert_eq!(out.state.app_status, Status::unknown());
+    }
+    // A handler that asked already: the answer is reused, not asked again.
+    let mut asks = Scripted(|ctx: &mut Context<'_>, _: &Event| {
+        ctx.is_leader()?;
+        Ok(())
+    });
+    let out = Harness::new("x/0").run(&mut asks, Event::UpdateStatus, State::default());
+    assert_eq!(out.backend_calls, ["is_leader"]);
 }
 
 #[test]

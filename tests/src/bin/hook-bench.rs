@@ -91,12 +91,17 @@ fn run() -> anyhow::Result<()> {
     println!("| charm | substrate | config-changed p50 ({samples} samples) |");
     println!("|---|---|---|");
     let mut rows = Vec::new();
+    // HOOK_BENCH_ONLY=<substrate label> measures one substrate (for profiling).
+    let only = std::env::var("HOOK_BENCH_ONLY").ok();
     for (sandboxed, runner) in [(false, false), (true, false), (true, true)] {
         let label = match (sandboxed, runner) {
             (false, _) => "process",
             (true, false) => "bubblewrap, sandbox per hook",
             (true, true) => "bubblewrap, long-lived sandbox",
         };
+        if only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
         let ward_home = home.path().join(label.replace([' ', ','], ""));
         let mut cfg = ControllerConfig::new(&ward_home);
         cfg.jujuc_path = jujuc.clone();
@@ -126,7 +131,12 @@ fn run() -> anyhow::Result<()> {
         ctl.deploy("ops-noop", &py, 1, Default::default())?;
         settle(&rt, &ctl, Duration::from_secs(120))?;
         let r = measure(&rt, &ctl, "noop", samples)?;
-        let p = measure(&rt, &ctl, "ops-noop", samples)?;
+        // HOOK_BENCH_RUST_ONLY=1 skips the Python charm's samples (for profiling).
+        let p = if std::env::var_os("HOOK_BENCH_RUST_ONLY").is_some() {
+            Duration::ZERO
+        } else {
+            measure(&rt, &ctl, "ops-noop", samples)?
+        };
         println!("| Rust (SDK) | {label} | {:.2} ms |", r.as_secs_f64() * 1e3);
         println!(
             "| Python (ops 3.9) | {label} | {:.2} ms |",
