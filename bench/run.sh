@@ -5,6 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p bench/results
+# The end-to-end benchmarks' binaries (static, for the host triple).
+e2e=${CARGO_TARGET_DIR:-target}/$(rustc -vV | sed -n 's/^host: //p')/release
 out=bench/results/latest.md
 {
   echo "# Ward benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
@@ -33,12 +35,13 @@ print(f"| validate-and-sign rate / key-making rate | {rate['validate-and-sign'] 
 PY
   echo
   echo "## hook dispatch: Rust no-op charm vs Python ops no-op charm, same controller"
-  cargo build --release --quiet -p ward-e2e --bins
-  "${CARGO_TARGET_DIR:-target}/release/hook-bench" "$root" "${WARD_TEST_PYTHON:-.venv/bin/python}" 30
+  # Linked statically like scripts/build-charms.sh links Ward and its charms: the
+  # no-op charm, the hook tools, Pebble and the hook runner as users run them.
+  (source scripts/static-flags.sh && cargo build --release --quiet --target "$host" -p ward-e2e --bins)
+  "$e2e/hook-bench" "$root" "${WARD_TEST_PYTHON:-.venv/bin/python}" 30
   echo
   echo "## ward-demo: PostgreSQL (3 units) + PgBouncer + self-signed-certificates from nothing to active/idle"
-  cargo build --release --quiet -p ward-e2e --bins
-  demo=$("${CARGO_TARGET_DIR:-target}/release/ward-demo" "$root")
+  demo=$("$e2e/ward-demo" "$root")
   echo "| measure | value | target |"
   echo "|---|---|---|"
   echo "$demo" | sed -n 's/^== active\/idle after \([0-9.]*\)s$/| deploy + integrate → all active\/idle | \1 s | < 15 s |/p'
@@ -47,10 +50,10 @@ PY
   fi
   echo
   echo "## PostgreSQL: deploy → active (1 and 3 units), write downtime and lost rows when the primary dies"
-  "${CARGO_TARGET_DIR:-target}/release/pg-bench" "$root"
+  "$e2e/pg-bench" "$root"
   echo
   echo "## pgbench -S, 200 clients: through PgBouncer vs straight to PostgreSQL (same run)"
-  "${CARGO_TARGET_DIR:-target}/release/pgbouncer-bench" "$root" 200 15
+  "$e2e/pgbouncer-bench" "$root" 200 15
 } | tee "$out"
 
 # The same tables as JSON: one entry per section, each table row keyed by its header.

@@ -9,13 +9,16 @@
 #   scripts/build-charms.sh --with-tools postgresql  # and ward, ward-pebble, ward-jujuc,
 #                                                    # ward-hook-runner in the same build
 #
-# --with-tools builds Ward's binaries in the same cargo invocation: cargo resolves
+# --with-tools builds Ward's binaries in the same cargo invocation (cargo resolves
 # features once for the packages it is given, so building the two sets separately would
-# compile the shared dependencies twice.
+# compile the shared dependencies twice) and puts them in <project>/target/bin/.
 #
-# Binaries are taken from $CARGO_TARGET_DIR (default <project>/target); the layout is
-# always written to <project>/target/charms. Safe to run again: each directory is
-# rebuilt from scratch, and cargo rebuilds only what changed.
+# Everything is linked statically (scripts/static-flags.sh says why).
+#
+# Binaries are built under $CARGO_TARGET_DIR (default <project>/target)/<triple>/release;
+# the layout is always written to <project>/target/charms and <project>/target/bin. Safe
+# to run again: each directory is rebuilt from scratch, each tool replaced by a rename
+# (a running controller keeps its binary), and cargo rebuilds only what changed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -46,10 +49,19 @@ for name in "${wanted[@]}"; do
   packages+=(-p "${spec%%:*}")
 done
 
-echo "== building (release): ${packages[*]}"
-cargo build --release --quiet "${packages[@]}"
+source scripts/static-flags.sh
+echo "== building (release, static): ${packages[*]}"
+cargo build --release --quiet --target "$host" "${packages[@]}"
 
-bin_dir=${CARGO_TARGET_DIR:-$root/target}/release
+bin_dir=${CARGO_TARGET_DIR:-$root/target}/$host/release
+if [ "${packages[0]}" = -p ] && [ "${packages[1]}" = ward ]; then
+  mkdir -p "$root/target/bin"
+  for tool in ward ward-pebble ward-jujuc ward-hook-runner; do
+    install -m 0755 "$bin_dir/$tool" "$root/target/bin/.$tool.new"
+    mv -f "$root/target/bin/.$tool.new" "$root/target/bin/$tool"
+  done
+  echo "   ward ward-pebble ward-jujuc ward-hook-runner -> target/bin/"
+fi
 out_root=$root/target/charms
 mkdir -p "$out_root"
 for name in "${wanted[@]}"; do

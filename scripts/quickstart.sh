@@ -32,11 +32,11 @@ step() { printf '\n== [%3ds] %s\n' "$((SECONDS - started))" "$*"; }
 step "installing what is missing"
 bash scripts/deps.sh
 
-# ward, ward-pebble, ward-jujuc, ward-hook-runner, and the charms laid out under
-# target/charms/ for `ward deploy <name>`.
+# ward, ward-pebble, ward-jujuc, ward-hook-runner in target/bin/, and the charms laid
+# out under target/charms/ for `ward deploy <name>`.
 step "building Ward and its charms (release)"
 bash scripts/build-charms.sh --with-tools postgresql pgbouncer self-signed-certificates
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+bin=$root/target/bin
 ward() { "$bin/ward" "$@"; }
 
 # Small JSON helpers (python3 is part of Debian's base and of scripts/deps.sh's venv).
