@@ -474,8 +474,8 @@ fn patroni_log(home: &Path, unit: &str) -> Vec<String> {
 /// Patroni's own entries in its service's log, which also holds PostgreSQL's: an entry
 /// starts `YYYY-MM-DD HH:MM:SS,mmm LEVEL: ` (PostgreSQL's `.mmm UTC`), and lines without a
 /// timestamp continue the entry before them; kept only for pg_rewind's output. Routine
-/// entries, and the tracebacks of REST requests whose clients gave up while it was
-/// frozen, are left out.
+/// and debug entries, and the tracebacks of REST requests whose clients gave up while it
+/// was frozen, are left out.
 fn patroni_entries(lines: &[String]) -> Vec<String> {
     let stamped = |l: &str, sep: u8| {
         let b = l.as_bytes();
@@ -498,6 +498,7 @@ fn patroni_entries(lines: &[String]) -> Vec<String> {
     }
     entries.retain(|e| {
         ![
+            " DEBUG: ",
             "no action.",
             "Exception happened during processing",
             "Traceback",
