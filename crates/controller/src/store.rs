@@ -181,6 +181,9 @@ impl Store {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
         )?;
+        // Every statement the controller runs is prepared once and reused: parsing
+        // SQL was a visible part of a hook's round trip.
+        conn.set_prepared_statement_cache_capacity(256);
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction()?;
@@ -240,11 +243,10 @@ impl Store {
         rev: i64,
     ) -> Result<BTreeMap<String, String>> {
         let (nonce, ct): (Vec<u8>, Vec<u8>) = c
-            .query_row(
+            .prepare_cached(
                 "SELECT nonce, content FROM secret_revision WHERE secret_id=?1 AND revision=?2",
-                params![id, rev],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![id, rev], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("secret \"{id}\" revision {rev}")))?;
         Ok(serde_json::from_slice(&self.open_sealed(&nonce, &ct)?)?)
@@ -264,9 +266,8 @@ fn life_of(s: &str) -> Life {
 /// Ensure the single model exists; returns (uuid, name).
 pub(crate) fn ensure_model(tx: &Connection, name: &str) -> Result<(String, String)> {
     if let Some(m) = tx
-        .query_row("SELECT uuid, name FROM model", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT uuid, name FROM model")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
     {
         return Ok(m);
@@ -284,16 +285,16 @@ pub(crate) fn ensure_model(tx: &Connection, name: &str) -> Result<(String, Strin
         &h[16..20],
         &h[20..32]
     );
-    tx.execute(
-        "INSERT INTO model (uuid, name) VALUES (?1, ?2)",
-        params![uuid, name],
-    )?;
+    tx.prepare_cached("INSERT INTO model (uuid, name) VALUES (?1, ?2)")?
+        .execute(params![uuid, name])?;
     Ok((uuid, name.to_string()))
 }
 
 /// Model config as a map.
 pub(crate) fn model_config(c: &Connection) -> Result<BTreeMap<String, Value>> {
-    let s: String = c.query_row("SELECT config FROM model", [], |r| r.get(0))?;
+    let s: String = c
+        .prepare_cached("SELECT config FROM model")?
+        .query_row([], |r| r.get(0))?;
     Ok(serde_json::from_str(&s)?)
 }
 
@@ -301,10 +302,8 @@ pub(crate) fn model_config(c: &Connection) -> Result<BTreeMap<String, Value>> {
 pub(crate) fn set_model_config(tx: &Connection, key: &str, value: Value) -> Result<()> {
     let mut cfg = model_config(tx)?;
     cfg.insert(key.into(), value);
-    tx.execute(
-        "UPDATE model SET config=?1",
-        params![serde_json::to_string(&cfg)?],
-    )?;
+    tx.prepare_cached("UPDATE model SET config=?1")?
+        .execute(params![serde_json::to_string(&cfg)?])?;
     Ok(())
 }
 
@@ -318,30 +317,27 @@ pub(crate) fn add_charm(
     path: &Path,
 ) -> Result<i64> {
     if let Some(id) = tx
-        .query_row(
-            "SELECT id FROM charm WHERE name=?1 AND sha256=?2 AND path=?3",
-            params![meta.name, sha256, path.to_string_lossy()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM charm WHERE name=?1 AND sha256=?2 AND path=?3")?
+        .query_row(params![meta.name, sha256, path.to_string_lossy()], |r| {
+            r.get(0)
+        })
         .optional()?
     {
         return Ok(id);
     }
-    let rev: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(revision), 0) + 1 FROM charm WHERE name=?1",
-        params![meta.name],
-        |r| r.get(0),
-    )?;
-    tx.execute(
+    let rev: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(revision), 0) + 1 FROM charm WHERE name=?1")?
+        .query_row(params![meta.name], |r| r.get(0))?;
+    tx.prepare_cached(
         "INSERT INTO charm (name, revision, sha256, path, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            meta.name,
-            rev,
-            sha256,
-            path.to_string_lossy(),
-            serde_json::to_string(meta)?
-        ],
-    )?;
+    )?
+    .execute(params![
+        meta.name,
+        rev,
+        sha256,
+        path.to_string_lossy(),
+        serde_json::to_string(meta)?
+    ])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -363,11 +359,10 @@ pub struct CharmRecord {
 /// Load a charm revision.
 pub(crate) fn charm(c: &Connection, id: i64) -> Result<CharmRecord> {
     let (revision, sha256, path, meta): (i64, String, String, String) = c
-        .query_row(
-            "SELECT revision, sha256, path, meta FROM charm WHERE id=?1",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached("SELECT revision, sha256, path, meta FROM charm WHERE id=?1")?
+        .query_row(params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("charm {id}")))?;
     Ok(CharmRecord {
@@ -382,11 +377,8 @@ pub(crate) fn charm(c: &Connection, id: i64) -> Result<CharmRecord> {
 /// The charm an application runs.
 pub(crate) fn app_charm(c: &Connection, app: &str) -> Result<CharmRecord> {
     let id: i64 = c
-        .query_row(
-            "SELECT charm_id FROM application WHERE name=?1",
-            params![app],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT charm_id FROM application WHERE name=?1")?
+        .query_row(params![app], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("application \"{app}\"")))?;
     charm(c, id)
@@ -399,20 +391,17 @@ pub(crate) fn add_application(
     charm_id: i64,
     config: &BTreeMap<String, Value>,
 ) -> Result<()> {
-    let exists: bool = tx.query_row(
-        "SELECT COUNT(*) FROM application WHERE name=?1",
-        params![name],
-        |r| r.get::<_, i64>(0),
-    )? > 0;
+    let exists: bool = tx
+        .prepare_cached("SELECT COUNT(*) FROM application WHERE name=?1")?
+        .query_row(params![name], |r| r.get::<_, i64>(0))?
+        > 0;
     if exists {
         return Err(StoreError::Invalid(format!(
             "application \"{name}\" already exists"
         )));
     }
-    tx.execute(
-        "INSERT INTO application (name, charm_id, config) VALUES (?1, ?2, ?3)",
-        params![name, charm_id, serde_json::to_string(config)?],
-    )?;
+    tx.prepare_cached("INSERT INTO application (name, charm_id, config) VALUES (?1, ?2, ?3)")?
+        .execute(params![name, charm_id, serde_json::to_string(config)?])?;
     set_status(
         tx,
         &format!("app:{name}"),
@@ -426,7 +415,7 @@ pub(crate) fn add_application(
 
 /// Application names.
 pub(crate) fn applications(c: &Connection) -> Result<Vec<String>> {
-    let mut st = c.prepare("SELECT name FROM application ORDER BY name")?;
+    let mut st = c.prepare_cached("SELECT name FROM application ORDER BY name")?;
     let v = st
         .query_map([], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
@@ -436,11 +425,8 @@ pub(crate) fn applications(c: &Connection) -> Result<Vec<String>> {
 /// Application config (user-set values only) and its version.
 pub(crate) fn app_config(c: &Connection, app: &str) -> Result<(BTreeMap<String, Value>, u64)> {
     let (s, v): (String, i64) = c
-        .query_row(
-            "SELECT config, config_version FROM application WHERE name=?1",
-            params![app],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT config, config_version FROM application WHERE name=?1")?
+        .query_row(params![app], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("application \"{app}\"")))?;
     Ok((serde_json::from_str(&s)?, v as u64))
@@ -463,19 +449,17 @@ pub(crate) fn update_app_config(
     if cfg == before {
         return Ok(false);
     }
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE application SET config=?1, config_version=config_version+1 WHERE name=?2",
-        params![serde_json::to_string(&cfg)?, app],
-    )?;
+    )?
+    .execute(params![serde_json::to_string(&cfg)?, app])?;
     Ok(true)
 }
 
 /// Point an application at a new charm revision.
 pub(crate) fn set_app_charm(tx: &Connection, app: &str, charm_id: i64) -> Result<()> {
-    tx.execute(
-        "UPDATE application SET charm_id=?1 WHERE name=?2",
-        params![charm_id, app],
-    )?;
+    tx.prepare_cached("UPDATE application SET charm_id=?1 WHERE name=?2")?
+        .execute(params![charm_id, app])?;
     Ok(())
 }
 
@@ -486,25 +470,21 @@ pub(crate) fn add_unit(
     block: crate::network::AddressBlock,
 ) -> Result<String> {
     let n: i64 = tx
-        .query_row(
-            "SELECT next_unit FROM application WHERE name=?1 AND life='alive'",
-            params![app],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT next_unit FROM application WHERE name=?1 AND life='alive'")?
+        .query_row(params![app], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("application \"{app}\"")))?;
-    tx.execute(
-        "UPDATE application SET next_unit=next_unit+1 WHERE name=?1",
-        params![app],
-    )?;
-    tx.execute("UPDATE model SET unit_seq=unit_seq+1", [])?;
-    let seq: i64 = tx.query_row("SELECT unit_seq FROM model", [], |r| r.get(0))?;
+    tx.prepare_cached("UPDATE application SET next_unit=next_unit+1 WHERE name=?1")?
+        .execute(params![app])?;
+    tx.prepare_cached("UPDATE model SET unit_seq=unit_seq+1")?
+        .execute([])?;
+    let seq: i64 = tx
+        .prepare_cached("SELECT unit_seq FROM model")?
+        .query_row([], |r| r.get(0))?;
     let address = block.unit_address(seq);
     let name = format!("{app}/{n}");
-    tx.execute(
-        "INSERT INTO unit (name, app, number, address) VALUES (?1, ?2, ?3, ?4)",
-        params![name, app, n, address],
-    )?;
+    tx.prepare_cached("INSERT INTO unit (name, app, number, address) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![name, app, n, address])?;
     let now = now_ms();
     set_status(
         tx,
@@ -522,18 +502,19 @@ pub(crate) fn add_unit(
         &Value::Null,
         now,
     )?;
-    let charm_id: i64 = tx.query_row(
-        "SELECT charm_id FROM application WHERE name=?1",
-        params![app],
-        |r| r.get(0),
-    )?;
+    let charm_id: i64 = tx
+        .prepare_cached("SELECT charm_id FROM application WHERE name=?1")?
+        .query_row(params![app], |r| r.get(0))?;
     for (sname, kind) in charm(tx, charm_id)?.meta.storage {
-        let seq: i64 = tx.query_row("SELECT storage_seq FROM model", [], |r| r.get(0))?;
-        tx.execute("UPDATE model SET storage_seq=storage_seq+1", [])?;
-        tx.execute(
+        let seq: i64 = tx
+            .prepare_cached("SELECT storage_seq FROM model")?
+            .query_row([], |r| r.get(0))?;
+        tx.prepare_cached("UPDATE model SET storage_seq=storage_seq+1")?
+            .execute([])?;
+        tx.prepare_cached(
             "INSERT INTO storage_instance (id, unit, name, kind) VALUES (?1, ?2, ?3, ?4)",
-            params![format!("{sname}/{seq}"), name, sname, kind],
-        )?;
+        )?
+        .execute(params![format!("{sname}/{seq}"), name, sname, kind])?;
     }
     elect_leader(tx, app)?;
     Ok(name)
@@ -542,8 +523,8 @@ pub(crate) fn add_unit(
 /// Give leadership to the lowest-numbered alive unit if the app has no alive leader.
 pub(crate) fn elect_leader(tx: &Connection, app: &str) -> Result<Option<String>> {
     let current: Option<String> = tx
+        .prepare_cached("SELECT l.unit FROM leadership l JOIN unit u ON u.name=l.unit WHERE l.app=?1 AND u.life='alive'")?
         .query_row(
-            "SELECT l.unit FROM leadership l JOIN unit u ON u.name=l.unit WHERE l.app=?1 AND u.life='alive'",
             params![app],
             |r| r.get(0),
         )
@@ -552,15 +533,14 @@ pub(crate) fn elect_leader(tx: &Connection, app: &str) -> Result<Option<String>>
         return Ok(current);
     }
     let next: Option<String> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT name FROM unit WHERE app=?1 AND life='alive' ORDER BY number LIMIT 1",
-            params![app],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![app], |r| r.get(0))
         .optional()?;
     if let Some(u) = &next {
-        tx.execute(
-            "INSERT INTO leadership (app, unit, since) VALUES (?1, ?2, ?3) ON CONFLICT(app) DO UPDATE SET unit=?2, since=?3",
+        tx.prepare_cached("INSERT INTO leadership (app, unit, since) VALUES (?1, ?2, ?3) ON CONFLICT(app) DO UPDATE SET unit=?2, since=?3")?
+        .execute(
             params![app, u, now_ms()],
         )?;
     }
@@ -569,12 +549,11 @@ pub(crate) fn elect_leader(tx: &Connection, app: &str) -> Result<Option<String>>
 
 /// The leader of an application.
 pub(crate) fn leader(c: &Connection, app: &str) -> Result<Option<String>> {
-    Ok(c.query_row(
-        "SELECT unit FROM leadership WHERE app=?1",
-        params![app],
-        |r| r.get(0),
+    Ok(
+        c.prepare_cached("SELECT unit FROM leadership WHERE app=?1")?
+            .query_row(params![app], |r| r.get(0))
+            .optional()?,
     )
-    .optional()?)
 }
 
 /// One unit row.
@@ -594,35 +573,29 @@ pub struct UnitRecord {
 
 /// Load a unit.
 pub(crate) fn unit(c: &Connection, name: &str) -> Result<Option<UnitRecord>> {
-    Ok(c.query_row(
-        "SELECT name, app, number, life, address FROM unit WHERE name=?1",
-        params![name],
-        |r| {
-            Ok(UnitRecord {
-                name: r.get(0)?,
-                app: r.get(1)?,
-                number: r.get(2)?,
-                life: life_of(&r.get::<_, String>(3)?),
-                address: r.get(4)?,
-            })
-        },
+    Ok(
+        c.prepare_cached("SELECT name, app, number, life, address FROM unit WHERE name=?1")?
+            .query_row(params![name], unit_row)
+            .optional()?,
     )
-    .optional()?)
+}
+
+/// A `unit` row selected as `name, app, number, life, address`.
+fn unit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UnitRecord> {
+    Ok(UnitRecord {
+        name: r.get(0)?,
+        app: r.get(1)?,
+        number: r.get(2)?,
+        life: life_of(&r.get::<_, String>(3)?),
+        address: r.get(4)?,
+    })
 }
 
 /// All units, or one application's.
 pub(crate) fn units(c: &Connection, app: Option<&str>) -> Result<Vec<UnitRecord>> {
-    let mut st = c.prepare("SELECT name, app, number, life, address FROM unit WHERE (?1 IS NULL OR app=?1) ORDER BY app, number")?;
+    let mut st = c.prepare_cached("SELECT name, app, number, life, address FROM unit WHERE (?1 IS NULL OR app=?1) ORDER BY app, number")?;
     let v = st
-        .query_map(params![app], |r| {
-            Ok(UnitRecord {
-                name: r.get(0)?,
-                app: r.get(1)?,
-                number: r.get(2)?,
-                life: life_of(&r.get::<_, String>(3)?),
-                address: r.get(4)?,
-            })
-        })?
+        .query_map(params![app], unit_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(v)
 }
@@ -631,17 +604,16 @@ pub(crate) fn units(c: &Connection, app: Option<&str>) -> Result<Vec<UnitRecord>
 /// departed) and loses leadership.
 pub(crate) fn set_unit_dying(tx: &Connection, name: &str) -> Result<()> {
     let app: String = tx
-        .query_row("SELECT app FROM unit WHERE name=?1", params![name], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT app FROM unit WHERE name=?1")?
+        .query_row(params![name], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("unit \"{name}\"")))?;
-    tx.execute("UPDATE unit SET life='dying' WHERE name=?1", params![name])?;
-    tx.execute("DELETE FROM relation_member WHERE unit=?1", params![name])?;
-    tx.execute(
-        "DELETE FROM leadership WHERE app=?1 AND unit=?2",
-        params![app, name],
-    )?;
+    tx.prepare_cached("UPDATE unit SET life='dying' WHERE name=?1")?
+        .execute(params![name])?;
+    tx.prepare_cached("DELETE FROM relation_member WHERE unit=?1")?
+        .execute(params![name])?;
+    tx.prepare_cached("DELETE FROM leadership WHERE app=?1 AND unit=?2")?
+        .execute(params![app, name])?;
     elect_leader(tx, &app)?;
     Ok(())
 }
@@ -650,28 +622,24 @@ pub(crate) fn set_unit_dying(tx: &Connection, name: &str) -> Result<()> {
 /// that was the last unit of a dying application.
 pub(crate) fn delete_unit(tx: &Connection, name: &str) -> Result<()> {
     let app: Option<String> = tx
-        .query_row("SELECT app FROM unit WHERE name=?1", params![name], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT app FROM unit WHERE name=?1")?
+        .query_row(params![name], |r| r.get(0))
         .optional()?;
-    tx.execute(
-        "DELETE FROM secret WHERE owner_kind='unit' AND owner=?1",
-        params![name],
-    )?;
+    tx.prepare_cached("DELETE FROM secret WHERE owner_kind='unit' AND owner=?1")?
+        .execute(params![name])?;
     // Actions that never ran on a removed unit end as aborted.
-    tx.execute(
-        "UPDATE task SET status='aborted', message='unit removed', completed=?2 WHERE unit=?1 AND status IN ('pending', 'running')",
+    tx.prepare_cached("UPDATE task SET status='aborted', message='unit removed', completed=?2 WHERE unit=?1 AND status IN ('pending', 'running')")?
+        .execute(
         params![name, now_ms()],
     )?;
-    tx.execute(
-        "DELETE FROM status WHERE entity IN (?1, ?2)",
-        params![format!("unit:{name}"), format!("agent:{name}")],
-    )?;
-    tx.execute("DELETE FROM unit WHERE name=?1", params![name])?;
+    tx.prepare_cached("DELETE FROM status WHERE entity IN (?1, ?2)")?
+        .execute(params![format!("unit:{name}"), format!("agent:{name}")])?;
+    tx.prepare_cached("DELETE FROM unit WHERE name=?1")?
+        .execute(params![name])?;
     cleanup_relations(tx)?;
     if let Some(app) = app {
-        let (life, left): (String, i64) = tx.query_row(
-            "SELECT life, (SELECT COUNT(*) FROM unit WHERE app=?1) FROM application WHERE name=?1",
+        let (life, left): (String, i64) = tx.prepare_cached("SELECT life, (SELECT COUNT(*) FROM unit WHERE app=?1) FROM application WHERE name=?1")?
+        .query_row(
             params![app],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -683,28 +651,24 @@ pub(crate) fn delete_unit(tx: &Connection, name: &str) -> Result<()> {
 }
 
 fn delete_application(tx: &Connection, app: &str) -> Result<()> {
-    tx.execute(
-        "DELETE FROM secret WHERE owner_kind='application' AND owner=?1",
-        params![app],
-    )?;
-    tx.execute(
+    tx.prepare_cached("DELETE FROM secret WHERE owner_kind='application' AND owner=?1")?
+        .execute(params![app])?;
+    tx.prepare_cached(
         "DELETE FROM relation WHERE id IN (SELECT relation_id FROM relation_endpoint WHERE app=?1)",
-        params![app],
-    )?;
-    tx.execute(
-        "DELETE FROM status WHERE entity=?1",
-        params![format!("app:{app}")],
-    )?;
-    tx.execute("DELETE FROM application WHERE name=?1", params![app])?;
+    )?
+    .execute(params![app])?;
+    tx.prepare_cached("DELETE FROM status WHERE entity=?1")?
+        .execute(params![format!("app:{app}")])?;
+    tx.prepare_cached("DELETE FROM application WHERE name=?1")?
+        .execute(params![app])?;
     Ok(())
 }
 
 /// Mark an application and all its units dying, and its relations dying.
 pub(crate) fn set_app_dying(tx: &Connection, app: &str) -> Result<Vec<String>> {
-    let n = tx.execute(
-        "UPDATE application SET life='dying' WHERE name=?1",
-        params![app],
-    )?;
+    let n = tx
+        .prepare_cached("UPDATE application SET life='dying' WHERE name=?1")?
+        .execute(params![app])?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("application \"{app}\"")));
     }
@@ -712,7 +676,8 @@ pub(crate) fn set_app_dying(tx: &Connection, app: &str) -> Result<Vec<String>> {
     for u in &us {
         set_unit_dying(tx, u)?;
     }
-    tx.execute("UPDATE relation SET life='dying' WHERE id IN (SELECT relation_id FROM relation_endpoint WHERE app=?1)", params![app])?;
+    tx.prepare_cached("UPDATE relation SET life='dying' WHERE id IN (SELECT relation_id FROM relation_endpoint WHERE app=?1)")?
+        .execute( params![app])?;
     if us.is_empty() {
         delete_application(tx, app)?;
     }
@@ -776,11 +741,8 @@ pub(crate) fn add_relation(tx: &Connection, eps: &[RelationEndpoint]) -> Result<
     keys.sort();
     let key = keys.join(" ");
     let exists: Option<String> = tx
-        .query_row(
-            "SELECT life FROM relation WHERE key=?1",
-            params![key],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT life FROM relation WHERE key=?1")?
+        .query_row(params![key], |r| r.get(0))
         .optional()?;
     if exists.is_some() {
         return Err(StoreError::Invalid(format!(
@@ -788,15 +750,16 @@ pub(crate) fn add_relation(tx: &Connection, eps: &[RelationEndpoint]) -> Result<
         )));
     }
     // Juju numbers relations from 0 and never reuses an id.
-    let id: i64 = tx.query_row("SELECT relation_seq FROM model", [], |r| r.get(0))?;
-    tx.execute("UPDATE model SET relation_seq=relation_seq+1", [])?;
-    tx.execute(
-        "INSERT INTO relation (id, key) VALUES (?1, ?2)",
-        params![id, key],
-    )?;
+    let id: i64 = tx
+        .prepare_cached("SELECT relation_seq FROM model")?
+        .query_row([], |r| r.get(0))?;
+    tx.prepare_cached("UPDATE model SET relation_seq=relation_seq+1")?
+        .execute([])?;
+    tx.prepare_cached("INSERT INTO relation (id, key) VALUES (?1, ?2)")?
+        .execute(params![id, key])?;
     for e in eps {
-        tx.execute(
-            "INSERT INTO relation_endpoint (relation_id, app, endpoint, role, interface) VALUES (?1, ?2, ?3, ?4, ?5)",
+        tx.prepare_cached("INSERT INTO relation_endpoint (relation_id, app, endpoint, role, interface) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(
             params![id, e.app, e.endpoint, e.role.as_str(), e.interface],
         )?;
     }
@@ -813,7 +776,7 @@ fn role_of(s: &str) -> Role {
 
 /// Load relations (all, or those an application takes part in).
 pub(crate) fn relations(c: &Connection, app: Option<&str>) -> Result<Vec<RelationRecord>> {
-    let mut st = c.prepare(
+    let mut st = c.prepare_cached(
         "SELECT r.id, r.key, r.life FROM relation r WHERE ?1 IS NULL OR r.id IN (SELECT relation_id FROM relation_endpoint WHERE app=?1) ORDER BY r.id",
     )?;
     let rows = st
@@ -855,15 +818,16 @@ pub(crate) fn relation(c: &Connection, id: i64) -> Result<Option<RelationRecord>
 
 /// Mark a relation dying.
 pub(crate) fn set_relation_dying(tx: &Connection, id: i64) -> Result<()> {
-    tx.execute("UPDATE relation SET life='dying' WHERE id=?1", params![id])?;
+    tx.prepare_cached("UPDATE relation SET life='dying' WHERE id=?1")?
+        .execute(params![id])?;
     cleanup_relations(tx)?;
     Ok(())
 }
 
 /// Delete dying relations nobody is in scope of any more.
 pub(crate) fn cleanup_relations(tx: &Connection) -> Result<()> {
-    tx.execute(
-        "DELETE FROM relation WHERE life='dying' AND NOT EXISTS (SELECT 1 FROM relation_member m WHERE m.relation_id=relation.id)",
+    tx.prepare_cached("DELETE FROM relation WHERE life='dying' AND NOT EXISTS (SELECT 1 FROM relation_member m WHERE m.relation_id=relation.id)")?
+        .execute(
         [],
     )?;
     Ok(())
@@ -881,19 +845,17 @@ pub(crate) fn relation_members(c: &Connection, id: i64) -> Result<Vec<String>> {
 
 /// Whether a unit is in scope.
 pub(crate) fn in_scope(c: &Connection, id: i64, unit: &str) -> Result<bool> {
-    Ok(c.query_row(
-        "SELECT COUNT(*) FROM relation_member WHERE relation_id=?1 AND unit=?2",
-        params![id, unit],
-        |r| r.get::<_, i64>(0),
-    )? > 0)
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM relation_member WHERE relation_id=?1 AND unit=?2")?
+            .query_row(params![id, unit], |r| r.get::<_, i64>(0))?
+            > 0,
+    )
 }
 
 /// Enter a relation's scope, seeding the unit bag with its addresses.
 pub(crate) fn enter_scope(tx: &Connection, id: i64, unit: &str, address: &str) -> Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO relation_member (relation_id, unit) VALUES (?1, ?2)",
-        params![id, unit],
-    )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO relation_member (relation_id, unit) VALUES (?1, ?2)")?
+        .execute(params![id, unit])?;
     let mut seed = BTreeMap::new();
     seed.insert("private-address".to_string(), address.to_string());
     seed.insert("ingress-address".to_string(), address.to_string());
@@ -904,10 +866,8 @@ pub(crate) fn enter_scope(tx: &Connection, id: i64, unit: &str, address: &str) -
 
 /// Leave a relation's scope.
 pub(crate) fn leave_scope(tx: &Connection, id: i64, unit: &str) -> Result<()> {
-    tx.execute(
-        "DELETE FROM relation_member WHERE relation_id=?1 AND unit=?2",
-        params![id, unit],
-    )?;
+    tx.prepare_cached("DELETE FROM relation_member WHERE relation_id=?1 AND unit=?2")?
+        .execute(params![id, unit])?;
     cleanup_relations(tx)?;
     Ok(())
 }
@@ -948,9 +908,9 @@ pub(crate) fn update_bag(
         return Ok(v);
     }
     let nv = v + 1;
-    tx.execute(
-        "INSERT INTO relation_bag (relation_id, owner, is_app, settings, version) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(relation_id, owner) DO UPDATE SET settings=?4, version=?5",
+    tx.prepare_cached("INSERT INTO relation_bag (relation_id, owner, is_app, settings, version) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(relation_id, owner) DO UPDATE SET settings=?4, version=?5")?
+        .execute(
         params![id, owner, is_app as i64, serde_json::to_string(&s)?, nv as i64],
     )?;
     Ok(nv)
@@ -1031,7 +991,7 @@ pub(crate) fn status(c: &Connection, entity: &str) -> Result<StatusInfo> {
 
 /// Status history of an entity, oldest first.
 pub(crate) fn status_history(c: &Connection, entity: &str) -> Result<Vec<StatusInfo>> {
-    let mut st = c.prepare(
+    let mut st = c.prepare_cached(
         "SELECT status, message, data, since FROM status_history WHERE entity=?1 ORDER BY id",
     )?;
     let v = st
@@ -1095,16 +1055,14 @@ pub(crate) fn enqueue_action(
     params_v: &Value,
     now: i64,
 ) -> Result<(i64, i64)> {
-    tx.execute(
-        "INSERT INTO operation (summary, enqueued) VALUES (?1, ?2)",
-        params![
+    tx.prepare_cached("INSERT INTO operation (summary, enqueued) VALUES (?1, ?2)")?
+        .execute(params![
             format!("{name} run on unit-{}", unit.replace('/', "-")),
             now
-        ],
-    )?;
+        ])?;
     let op = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO task (operation_id, unit, name, params, status, enqueued) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+    tx.prepare_cached("INSERT INTO task (operation_id, unit, name, params, status, enqueued) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)")?
+        .execute(
         params![op, unit, name, serde_json::to_string(params_v)?, now],
     )?;
     Ok((op, tx.last_insert_rowid()))
@@ -1113,8 +1071,8 @@ pub(crate) fn enqueue_action(
 /// Load a task.
 pub(crate) fn task(c: &Connection, id: i64) -> Result<Option<TaskRecord>> {
     let row = c
+        .prepare_cached("SELECT id, operation_id, unit, name, params, status, message, results, log, enqueued, started, completed FROM task WHERE id=?1")?
         .query_row(
-            "SELECT id, operation_id, unit, name, params, status, message, results, log, enqueued, started, completed FROM task WHERE id=?1",
             params![id],
             |r| {
                 Ok((
@@ -1169,24 +1127,20 @@ pub(crate) fn task(c: &Connection, id: i64) -> Result<Option<TaskRecord>> {
 
 /// Mark a task running.
 pub(crate) fn start_task(tx: &Connection, id: i64, now: i64) -> Result<()> {
-    tx.execute(
-        "UPDATE task SET status='running', started=?2 WHERE id=?1",
-        params![id, now],
-    )?;
+    tx.prepare_cached("UPDATE task SET status='running', started=?2 WHERE id=?1")?
+        .execute(params![id, now])?;
     Ok(())
 }
 
 /// Append an action-log message.
 pub(crate) fn append_task_log(tx: &Connection, id: i64, msg: &str, now: i64) -> Result<()> {
-    let log: String = tx.query_row("SELECT log FROM task WHERE id=?1", params![id], |r| {
-        r.get(0)
-    })?;
+    let log: String = tx
+        .prepare_cached("SELECT log FROM task WHERE id=?1")?
+        .query_row(params![id], |r| r.get(0))?;
     let mut v: Vec<(i64, String)> = serde_json::from_str(&log)?;
     v.push((now, msg.to_string()));
-    tx.execute(
-        "UPDATE task SET log=?2 WHERE id=?1",
-        params![id, serde_json::to_string(&v)?],
-    )?;
+    tx.prepare_cached("UPDATE task SET log=?2 WHERE id=?1")?
+        .execute(params![id, serde_json::to_string(&v)?])?;
     Ok(())
 }
 
@@ -1199,10 +1153,16 @@ pub(crate) fn finish_task(
     results: &Value,
     now: i64,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE task SET status=?2, message=?3, results=?4, completed=?5 WHERE id=?1",
-        params![id, status, message, serde_json::to_string(results)?, now],
-    )?;
+    )?
+    .execute(params![
+        id,
+        status,
+        message,
+        serde_json::to_string(results)?,
+        now
+    ])?;
     Ok(())
 }
 
@@ -1225,11 +1185,12 @@ pub(crate) fn set_unit_state(
     value: Option<&str>,
 ) -> Result<()> {
     match value {
-        Some(v) => tx.execute(
-            "INSERT INTO unit_state (unit, key, value) VALUES (?1, ?2, ?3) ON CONFLICT(unit, key) DO UPDATE SET value=?3",
+        Some(v) => tx.prepare_cached("INSERT INTO unit_state (unit, key, value) VALUES (?1, ?2, ?3) ON CONFLICT(unit, key) DO UPDATE SET value=?3")?
+        .execute(
             params![unit, key, v],
         )?,
-        None => tx.execute("DELETE FROM unit_state WHERE unit=?1 AND key=?2", params![unit, key])?,
+        None => tx.prepare_cached("DELETE FROM unit_state WHERE unit=?1 AND key=?2")?
+        .execute( params![unit, key])?,
     };
     Ok(())
 }
@@ -1297,13 +1258,13 @@ pub(crate) fn ports(c: &Connection, unit: &str) -> Result<Vec<PortRange>> {
 /// Open or close a port range.
 pub(crate) fn set_port(tx: &Connection, unit: &str, p: &PortRange, open: bool) -> Result<()> {
     if open {
-        tx.execute(
-            "INSERT OR IGNORE INTO port (unit, endpoint, protocol, from_port, to_port) VALUES (?1, ?2, ?3, ?4, ?5)",
+        tx.prepare_cached("INSERT OR IGNORE INTO port (unit, endpoint, protocol, from_port, to_port) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(
             params![unit, p.endpoint, p.protocol, p.from, p.to],
         )?;
     } else {
-        tx.execute(
-            "DELETE FROM port WHERE unit=?1 AND endpoint=?2 AND protocol=?3 AND from_port=?4 AND to_port=?5",
+        tx.prepare_cached("DELETE FROM port WHERE unit=?1 AND endpoint=?2 AND protocol=?3 AND from_port=?4 AND to_port=?5")?
+        .execute(
             params![unit, p.endpoint, p.protocol, p.from, p.to],
         )?;
     }
@@ -1327,10 +1288,8 @@ pub(crate) fn set_resolved(tx: &Connection, unit: &str, r: Resolved) -> Result<(
         Resolved::Retry => "retry",
         Resolved::NoRetry => "no-retry",
     };
-    tx.execute(
-        "UPDATE unit SET resolved=?2 WHERE name=?1",
-        params![unit, s],
-    )?;
+    tx.prepare_cached("UPDATE unit SET resolved=?2 WHERE name=?1")?
+        .execute(params![unit, s])?;
     Ok(())
 }
 
@@ -1442,11 +1401,10 @@ pub(crate) fn consumer(
     id: &str,
     unit: &str,
 ) -> Result<Option<(Option<String>, i64)>> {
-    Ok(c.query_row(
+    Ok(c.prepare_cached(
         "SELECT label, tracked_revision FROM secret_consumer WHERE secret_id=?1 AND unit=?2",
-        params![id, unit],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+    )?
+    .query_row(params![id, unit], |r| Ok((r.get(0)?, r.get(1)?)))
     .optional()?)
 }
 
@@ -1456,12 +1414,11 @@ pub(crate) fn secret_by_consumer_label(
     unit: &str,
     label: &str,
 ) -> Result<Option<String>> {
-    Ok(c.query_row(
-        "SELECT secret_id FROM secret_consumer WHERE unit=?1 AND label=?2",
-        params![unit, label],
-        |r| r.get(0),
+    Ok(
+        c.prepare_cached("SELECT secret_id FROM secret_consumer WHERE unit=?1 AND label=?2")?
+            .query_row(params![unit, label], |r| r.get(0))
+            .optional()?,
     )
-    .optional()?)
 }
 
 /// Create or update a consumer's tracking and label.
@@ -1473,14 +1430,14 @@ pub(crate) fn set_consumer(
     tracked: i64,
 ) -> Result<()> {
     if let Some(l) = label {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE secret_consumer SET label=NULL WHERE unit=?1 AND label=?2 AND secret_id<>?3",
-            params![unit, l, id],
-        )?;
+        )?
+        .execute(params![unit, l, id])?;
     }
-    tx.execute(
-        "INSERT INTO secret_consumer (secret_id, unit, label, tracked_revision) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(secret_id, unit) DO UPDATE SET label=COALESCE(?3, label), tracked_revision=?4",
+    tx.prepare_cached("INSERT INTO secret_consumer (secret_id, unit, label, tracked_revision) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(secret_id, unit) DO UPDATE SET label=COALESCE(?3, label), tracked_revision=?4")?
+        .execute(
         params![id, unit, label, tracked],
     )?;
     Ok(())
@@ -1498,12 +1455,12 @@ pub(crate) fn may_read_secret(
     {
         return Ok(true);
     }
-    Ok(c.query_row(
+    Ok(c.prepare_cached(
         "SELECT COUNT(*) FROM secret_grant g JOIN relation r ON r.id=g.relation_id
          WHERE g.secret_id=?1 AND (g.target=?2 OR g.target=?3) AND r.life='alive'",
-        params![s.id, unit, app],
-        |r| r.get::<_, i64>(0),
-    )? > 0)
+    )?
+    .query_row(params![s.id, unit, app], |r| r.get::<_, i64>(0))?
+        > 0)
 }
 
 /// Grants of a secret: (relation id, target).
@@ -1687,7 +1644,10 @@ mod tests {
         }
         let s = Store::open(d.path()).unwrap();
         let v: i64 = s
-            .read(|c| Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?))
+            .read(|c| {
+                Ok(c.prepare_cached("PRAGMA user_version")?
+                    .query_row([], |r| r.get(0))?)
+            })
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
         let mode = std::fs::metadata(d.path().join("secrets.key"))
@@ -1696,7 +1656,10 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         let jm: String = s
-            .read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .read(|c| {
+                Ok(c.prepare_cached("PRAGMA journal_mode")?
+                    .query_row([], |r| r.get(0))?)
+            })
             .unwrap();
         assert_eq!(jm, "wal");
     }
