@@ -13,7 +13,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, Stdio};
 
 fn serve(mut conn: UnixStream) -> std::io::Result<()> {
-    let req = wire::Request::read(&mut conn)?;
+    // Buffered: the request is a few hundred small fields, one read each otherwise.
+    let req = wire::Request::read(&mut std::io::BufReader::new(&conn))?;
     let spawned = Command::new(&req.program)
         .args(&req.args)
         .env_clear()
@@ -76,9 +77,11 @@ fn serve(mut conn: UnixStream) -> std::io::Result<()> {
     } else {
         -1
     });
-    conn.write_all(&code.to_be_bytes())?;
-    wire::put(&mut conn, &stdout)?;
-    wire::put(&mut conn, &stderr)?;
+    let mut answer = Vec::with_capacity(12 + stdout.len() + stderr.len());
+    answer.extend_from_slice(&code.to_be_bytes());
+    wire::put(&mut answer, &stdout)?;
+    wire::put(&mut answer, &stderr)?;
+    conn.write_all(&answer)?;
     conn.flush()
 }
 
