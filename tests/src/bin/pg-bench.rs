@@ -169,18 +169,51 @@ impl Cluster {
 
     /// Acknowledged rows (of `acks`) missing on the current leader.
     fn lost(&self, acks: &[Ack]) -> anyhow::Result<usize> {
-        let leader = self.leader().context("no member is leader")?;
-        let present = psql(
-            &leader,
-            "operator",
-            &self.password,
-            "postgres",
-            "SELECT string_agg(n::text, ',') FROM bench",
-        )
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("reading the bench table on {leader}"))?;
+        // The leader may be restarting (again): each failure is said, and tried again.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let present = loop {
+            let read = self
+                .leader()
+                .context("no member is leader")
+                .and_then(|leader| {
+                    psql(
+                        &leader,
+                        "operator",
+                        &self.password,
+                        "postgres",
+                        "SELECT string_agg(n::text, ',') FROM bench",
+                    )
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("reading the bench table on {leader}"))
+                });
+            match read {
+                Ok(present) => break present,
+                Err(e) if Instant::now() < deadline => {
+                    let e = format!("{e:#}");
+                    eprintln!("pg-bench: {}; trying again", e.lines().next().unwrap_or(""));
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let present: BTreeSet<u64> = present.split(',').filter_map(|s| s.parse().ok()).collect();
         Ok(acks.iter().filter(|a| !present.contains(&a.row)).count())
+    }
+
+    /// Patroni's entries (see [`patroni_entries`]) on `unit` since `before`, a snapshot of
+    /// its log, printed on stderr under `what`.
+    fn print_log_since(&self, unit: &str, before: &[String], what: &str) -> Vec<String> {
+        let after = patroni_log(self.home.path(), unit);
+        let start = before
+            .last()
+            .and_then(|l| after.iter().rposition(|x| x == l))
+            .map_or(0, |i| i + 1);
+        let entries = patroni_entries(&after[start..]);
+        eprintln!("pg-bench: Patroni on {unit} {what}:");
+        for l in &entries {
+            eprintln!("    {}", l.replace('\n', "\n        "));
+        }
+        entries
     }
 }
 
@@ -197,6 +230,9 @@ fn rest_get(address: &str, path: &str) -> Option<Value> {
 #[derive(Clone, Debug)]
 struct Ack {
     row: u64,
+    /// When psql started: a backend that was serving it before a kill -9 of its postmaster
+    /// can still commit it after.
+    sent: Instant,
     /// When psql returned success.
     at: Instant,
     /// The address that took it.
@@ -226,10 +262,12 @@ impl Writer {
                     while !stop.load(Ordering::Relaxed) {
                         let n = next.fetch_add(1, Ordering::Relaxed) + 1;
                         let sql = format!("INSERT INTO bench VALUES ({n})");
+                        let sent = Instant::now();
                         let ok = psql(&a, "operator", &password, "postgres", &sql).is_ok();
                         if ok {
                             lock(&acks).push(Ack {
                                 row: n,
+                                sent,
                                 at: Instant::now(),
                                 by: a.clone(),
                             });
@@ -251,9 +289,10 @@ impl Writer {
         lock(&self.acks).clone()
     }
 
-    /// Waits (up to `timeout`) for a write after `at` acknowledged by an address `counts`
-    /// accepts; returns the gap since the last write acknowledged before `at`, and that
-    /// address.
+    /// Waits (up to `timeout`) for a write sent after `at` and acknowledged by an address
+    /// `counts` accepts; returns the gap since the write acknowledged last before it (which
+    /// may be one sent before `at` and acknowledged after: a backend the fault has not
+    /// reached yet), and that address.
     fn resumed(
         &self,
         at: Instant,
@@ -265,12 +304,12 @@ impl Writer {
             let acks = self.acks();
             if let Some(first) = acks
                 .iter()
-                .filter(|a| a.at > at && counts(&a.by))
+                .filter(|a| a.sent > at && counts(&a.by))
                 .min_by_key(|a| a.at)
             {
                 let last = acks
                     .iter()
-                    .filter(|a| a.at <= at)
+                    .filter(|a| a.at < first.at && a.sent <= at)
                     .map(|a| a.at)
                     .max()
                     .unwrap_or(at);
@@ -596,14 +635,32 @@ fn kill(
             c.primary.0
         );
     }
+    let log_before = patroni_log(c.home.path(), &c.primary.0);
     let killed = Instant::now();
     signal("KILL", victims);
-    let (downtime, by) = writer
-        .resumed(killed, |_| true, RESUME_TIMEOUT)
-        .with_context(|| format!("writes did not resume within {RESUME_TIMEOUT:?}"))?;
-    std::thread::sleep(Duration::from_secs(1));
+    let resumed = writer.resumed(killed, |_| true, RESUME_TIMEOUT);
+    if let Some((gap, by)) = &resumed {
+        eprintln!(
+            "pg-bench: kill -9 on {}; writes resumed on {} after {:.1} s",
+            c.primary.0,
+            c.unit_at(by),
+            gap.as_secs_f64()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let acks = writer.finish();
-    Ok((downtime, c.lost(&acks)?, by != c.primary.1))
+    let orphans = acks
+        .iter()
+        .filter(|a| a.sent <= killed && a.at > killed)
+        .count();
+    if orphans > 0 {
+        eprintln!("pg-bench: {orphans} write(s) sent before the kill acknowledged after it (a backend still running)");
+    }
+    let lost = c.lost(&acks);
+    c.print_log_since(&c.primary.0, &log_before, "after the kill");
+    let (downtime, by) =
+        resumed.with_context(|| format!("writes did not resume within {RESUME_TIMEOUT:?}"))?;
+    Ok((downtime, lost?, by != c.primary.1))
 }
 
 /// What freezing the primary until a failover, then thawing it, measured.
@@ -690,16 +747,7 @@ fn freeze(bins: &Bins, root: &Path, sync: bool) -> anyhow::Result<Failover> {
     }
     // What Patroni did on the old primary since it woke: what it logged after its last
     // line before the freeze (frozen, it logged nothing).
-    let log_after = patroni_log(c.home.path(), &old_unit);
-    let start = log_before
-        .last()
-        .and_then(|l| log_after.iter().rposition(|x| x == l))
-        .map_or(0, |i| i + 1);
-    let woke = patroni_entries(&log_after[start..]);
-    eprintln!("pg-bench: Patroni on {old_unit} after SIGCONT:");
-    for l in &woke {
-        eprintln!("    {}", l.replace('\n', "\n        "));
-    }
+    let woke = c.print_log_since(&old_unit, &log_before, "after SIGCONT");
     let rewind = rewind_summary(&woke);
     // The charm hears of role changes from Patroni's callback; give its hooks a moment.
     let leader = c.leader().map(|l| c.unit_at(&l));
