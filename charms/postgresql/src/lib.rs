@@ -4,9 +4,17 @@
 //! - The leader makes the system users' passwords (operator, replication, rewind,
 //!   monitoring, backup, and Patroni's own) and keeps them in an application-owned secret
 //!   whose id it publishes in the peer relation's application bag.
-//! - Every unit publishes its address in its peer bag. The leader bootstraps the cluster;
-//!   the others wait until it says the cluster exists, then join (raft partners = peers)
-//!   and Patroni makes them streaming replicas.
+//! - Every unit publishes its address in its peer bag. The leader bootstraps the cluster.
+//!   As soon as its Patroni holds the cluster's initialize key in raft (a second or two
+//!   after it starts, well before initdb is done) its first hook ends, publishing the
+//!   users' secret and its address together; the others then join (raft partners =
+//!   peers) while it bootstraps, and Patroni makes them streaming replicas once there is
+//!   a primary to copy.
+//! - No hook waits for a bootstrap or a join to finish: Patroni's on_start, on_restart
+//!   and on_role_change callbacks record a Pebble custom notice, and the hook it brings
+//!   finds the member running (the leader then marks the cluster initialised, makes the
+//!   roles Patroni does not, and serves clients). Until then the unit says, in
+//!   maintenance, how far Patroni is.
 //! - patroni.yml (0600, owned by postgres) lives in the `pgdata` storage; a change is
 //!   pushed and Patroni reloads it (SIGHUP).
 //! - A unit being removed hands the primary role over (Patroni switchover), leaves the
@@ -30,7 +38,7 @@ use interfaces::postgresql_client::{self as client, DatabaseRequest};
 use interfaces::postgresql_provider as provider;
 use interfaces::tls_requirer::TlsRequirer;
 
-use crate::patroni::{Member, Passwords, PatroniApi};
+use crate::patroni::{Member, Passwords, PatroniApi, Progress};
 use crate::sql::Sql;
 use crate::workload::Workload;
 
@@ -44,8 +52,11 @@ pub const USERS_LABEL: &str = "postgresql-system-users";
 pub const USERS_KEY: &str = "system-users-secret";
 /// Peer application bag key: set by the leader once its Patroni bootstrapped the cluster.
 pub const INITIALISED_KEY: &str = "cluster-initialised";
-/// Peer application bag key: the address of the unit that bootstrapped the cluster, which
-/// every joining unit's raft must have among its partners.
+/// Peer application bag key: the address of the unit that bootstraps (or bootstrapped) the
+/// cluster, which every joining unit's raft must have among its partners. The leader sets
+/// it as soon as its Patroni holds the cluster's initialize key in raft, before the
+/// bootstrap ends: a unit that joins through that raft then waits, in Patroni, for the
+/// primary and copies it; it cannot bootstrap a cluster of its own.
 pub const BOOTSTRAP_ADDRESS_KEY: &str = "bootstrap-address";
 /// The system users whose passwords the charm keeps.
 pub const SYSTEM_USERS: [&str; 6] = [
@@ -80,6 +91,11 @@ pub const ALLOWED_EXTRA_ROLES: [&str; 2] = ["CREATEDB", "CREATEROLE"];
 const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(12);
 /// How long a hook waits for Patroni to report the unit running after starting it.
 const START_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+/// How long the leader's hook that first starts Patroni waits for it to hold the cluster's
+/// initialize key (raft up, first loop), so that joining units may start (about 2 s).
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a hook asks Patroni how far it is.
+const POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// How long a departing primary waits for another member to take over.
 const SWITCHOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -213,6 +229,51 @@ impl PostgreSql {
         Ok(())
     }
 
+    /// Patroni is on its way: the hook ends here, and Patroni's callback (on_start,
+    /// on_restart, on_role_change: a Pebble custom notice) brings the hook that finds it
+    /// running.
+    fn in_progress(&mut self, what: &str) -> Result<()> {
+        self.status = Some(Status::maintenance(what));
+        Ok(())
+    }
+
+    /// Asks Patroni how far it is until it runs, bootstraps or, unless `claiming`, is on
+    /// its way there (waiting for a primary, copying it; or, when `fresh` (just started,
+    /// or without data yet), not answering yet), or the wait runs out. `claiming`: the
+    /// leader's first start, which waits until Patroni holds the initialize key.
+    fn await_patroni(
+        &self,
+        address: &str,
+        fresh: bool,
+        claiming: bool,
+        initialised: bool,
+    ) -> Progress {
+        let wait = if claiming {
+            self.start_wait.min(CLAIM_WAIT)
+        } else {
+            self.start_wait
+        };
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let progress = patroni::progress(self.patroni.as_ref(), address, initialised);
+            let done = match &progress {
+                Progress::Running(_) | Progress::Bootstrapping => true,
+                // Each ends with on_start once PostgreSQL runs.
+                Progress::WaitingForPrimary | Progress::Copying => !claiming,
+                // Not waited for while Patroni starts for the first time (the API answers
+                // once raft is up): a member that ran, stopped or crashed is waited for.
+                Progress::Down(_) => fresh && !claiming,
+                // A start that follows a role change calls on_role_change before PostgreSQL
+                // runs, and nothing after: wait for it (seconds).
+                Progress::Starting => false,
+            };
+            if done || std::time::Instant::now() >= deadline {
+                return progress;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     fn reconcile(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         let settings = settings::settings(ctx.config()?, settings::unit_memory_mb())?;
         self.ensure_users(ctx)?;
@@ -266,13 +327,15 @@ impl PostgreSql {
         peers.retain(|p| *p != address);
         peers.sort();
         peers.dedup();
-        if !leader && !initialised {
-            return self.waiting("waiting for the leader to bootstrap the cluster");
-        }
         if !leader && !app_bag.contains_key(BOOTSTRAP_ADDRESS_KEY) {
             // Started without the bootstrap member among its raft partners, this unit's raft
-            // could form a cluster of its own (or one without quorum).
-            return self.waiting("waiting for the address of the bootstrapped member");
+            // could form a cluster of its own (or one without quorum). The leader publishes
+            // the address once its Patroni holds the cluster's initialize key.
+            return self.waiting(if initialised {
+                "waiting for the address of the bootstrapped member"
+            } else {
+                "waiting for the leader to bootstrap the cluster"
+            });
         }
         if !self.workload.can_connect() {
             return self.waiting("waiting for the postgresql container");
@@ -303,16 +366,18 @@ impl PostgreSql {
             .add_layer("postgresql", &patroni::layer(&address, tls))?;
         let was_running = self.workload.is_running("postgresql");
         self.workload.replan()?;
-        if !was_running && self.workload.is_running("postgresql") {
+        let started = !was_running && self.workload.is_running("postgresql");
+        let starting = if leader && !initialised {
+            "bootstrapping the cluster: Patroni runs initdb"
+        } else {
+            "joining the cluster: Patroni starts"
+        };
+        if started {
             let event = ctx.event().juju_name();
             ctx.log(LogLevel::Info, &format!("started Patroni ({event})"))?;
-            // Said at once (status-set is not held back to the end of the hook): this
-            // hook now waits for Patroni, and a replica's wait is a copy of the primary.
-            ctx.set_unit_status(Status::maintenance(if leader && !initialised {
-                "bootstrapping the cluster: Patroni runs initdb"
-            } else {
-                "joining the cluster: Patroni copies the primary's data"
-            }))?;
+            // Said at once (status-set is not held back to the end of the hook): the
+            // leader's hook waits a moment for its Patroni to claim the bootstrap.
+            ctx.set_unit_status(Status::maintenance(starting))?;
         }
         if changed && was_running {
             // Patroni re-reads patroni.yml on SIGHUP.
@@ -321,13 +386,40 @@ impl PostgreSql {
         // The API serves HTTPS from the reload on (the status loop below waits for it).
         self.patroni
             .use_ca(if tls { self.tls_ca.as_deref() } else { None });
-        let deadline = std::time::Instant::now() + self.start_wait;
-        let status = loop {
-            match patroni::status(self.patroni.as_ref(), &address) {
-                Ok(status) => break Ok(status),
-                Err(e) if std::time::Instant::now() >= deadline => break Err(e),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        // The leader's first start: the units waiting to join may start once its Patroni
+        // holds the cluster's initialize key, long before the bootstrap ends.
+        let claiming = leader && !initialised && !app_bag.contains_key(BOOTSTRAP_ADDRESS_KEY);
+        // Without a data directory this member has never run: a Patroni that does not
+        // answer is still starting (its raft joining), and on_start comes after that.
+        let fresh = started
+            || self
+                .workload
+                .pull(&format!("{}/PG_VERSION", patroni::DATA_DIR))
+                .is_none();
+        let status = match self.await_patroni(&address, fresh, claiming, initialised) {
+            Progress::Running(status) => Ok(status),
+            Progress::Bootstrapping => {
+                if claiming {
+                    let mut data = Bag::new();
+                    data.insert(BOOTSTRAP_ADDRESS_KEY.into(), address.clone());
+                    ctx.set_app_data(&rel, &data)?;
+                    ctx.log(
+                        LogLevel::Info,
+                        "Patroni holds the cluster's initialize key: units may join while it bootstraps",
+                    )?;
+                }
+                return self.in_progress("bootstrapping the cluster: Patroni runs initdb");
             }
+            Progress::WaitingForPrimary => {
+                return self.in_progress("joining the cluster: waiting for the primary")
+            }
+            Progress::Copying => {
+                return self.in_progress("joining the cluster: Patroni copies the primary's data")
+            }
+            Progress::Starting => return self.in_progress("starting PostgreSQL"),
+            // Starting: the API answers once raft is up; the notice comes after that.
+            Progress::Down(_) if fresh => return self.in_progress(starting),
+            Progress::Down(why) => Err(why),
         };
         match status {
             Ok(status) => {

@@ -14,15 +14,19 @@ pub const STORAGE: &str = "/var/lib/postgresql/data";
 pub const CONFIG_PATH: &str = "/var/lib/postgresql/data/patroni.yml";
 /// PostgreSQL's data directory.
 pub const DATA_DIR: &str = "/var/lib/postgresql/data/pgdata";
-/// The script Patroni runs when this member's role changes: it records a Pebble custom
-/// notice, which Juju (and Ward) turn into a `postgresql-pebble-custom-notice` event.
+/// The script Patroni runs when this member's PostgreSQL starts, restarts or changes role:
+/// it records a Pebble custom notice, which Juju (and Ward) turn into a
+/// `postgresql-pebble-custom-notice` event. So no hook has to wait for Patroni: the end
+/// of a bootstrap, of a join (the copy of the primary) or of a restart brings a hook.
 pub const ROLE_CHANGE_SCRIPT: &str = "/var/lib/postgresql/data/role-change.sh";
 /// The key of that notice.
 pub const ROLE_CHANGE_KEY: &str = "ward.io/postgresql/role-change";
+/// The Patroni callbacks that run [`ROLE_CHANGE_SCRIPT`].
+pub const CALLBACKS: [&str; 3] = ["on_start", "on_restart", "on_role_change"];
 
-/// The role-change script's content. Patroni calls it with `on_role_change <role> <scope>`.
+/// The role-change script's content. Patroni calls it with `<callback> <role> <scope>`.
 pub fn role_change_script() -> String {
-    format!("#!/bin/sh\n# Written by the postgresql charm: Patroni calls it when this member's role changes.\nexec /charm/bin/pebble notify {ROLE_CHANGE_KEY} role=\"$2\"\n")
+    format!("#!/bin/sh\n# Written by the postgresql charm: Patroni calls it when this member's PostgreSQL starts,\n# restarts or changes role.\nexec /charm/bin/pebble notify {ROLE_CHANGE_KEY} role=\"$2\" callback=\"$1\"\n")
 }
 /// The script that removes a member from Patroni's raft cluster (pysyncobj's utility
 /// protocol), reading the raft password from patroni.yml so it never is in argv.
@@ -310,8 +314,12 @@ pub fn config(member: &Member<'_>, settings: &Settings, pw: &Passwords) -> Strin
             "parameters": parameters,
             "pg_hba": pg_hba,
             // The charm hears of a role change at once (not at the next update-status), so
-            // clients' endpoints follow a failover.
-            "callbacks": {"on_role_change": format!("/bin/sh {ROLE_CHANGE_SCRIPT}")},
+            // clients' endpoints follow a failover; and of the end of a bootstrap, a join or
+            // a restart, so that no hook waits for them.
+            "callbacks": CALLBACKS
+                .iter()
+                .map(|c| (c.to_string(), json!(format!("/bin/sh {ROLE_CHANGE_SCRIPT}"))))
+                .collect::<serde_json::Map<_, _>>(),
             // A new replica's pg_basebackup asks for an immediate checkpoint: a spread one
             // after a burst of writes (CREATE DATABASE, say) takes minutes (as upstream).
             "basebackup": [{"checkpoint": "fast"}],
@@ -502,28 +510,79 @@ pub fn version_string(server_version: i64) -> String {
 /// This member's status; `Err` says why it is not a running primary or replica.
 pub fn status(api: &dyn PatroniApi, address: &str) -> Result<MemberStatus, String> {
     match api.request(address, "GET", "/patroni", None, None) {
-        Ok((_, v)) => {
-            let state = v["state"].as_str().unwrap_or("");
-            let role = v["role"].as_str().unwrap_or("");
-            let version = v["server_version"].as_i64().map(version_string);
-            let role = match (state, role) {
-                ("running", "master" | "primary") => "primary",
-                ("running", "replica" | "standby_leader" | "sync_standby") => "replica",
-                (s, _) if !s.is_empty() => return Err(s.replace('_', " ")),
-                _ => return Err("Patroni answered without a state".into()),
-            };
-            Ok(MemberStatus {
-                role: role.into(),
-                version,
-            })
-        }
+        Ok((_, v)) => member_status(&v),
         Err(e) => Err(format!("Patroni's API is not answering ({e})")),
     }
+}
+
+/// A `GET /patroni` answer as a running member's status, or why it is not one.
+fn member_status(v: &Value) -> Result<MemberStatus, String> {
+    let state = v["state"].as_str().unwrap_or("");
+    let role = v["role"].as_str().unwrap_or("");
+    let version = v["server_version"].as_i64().map(version_string);
+    let role = match (state, role) {
+        ("running", "master" | "primary") => "primary",
+        ("running", "replica" | "standby_leader" | "sync_standby") => "replica",
+        (s, _) if !s.is_empty() => return Err(s.replace('_', " ")),
+        _ => return Err("Patroni answered without a state".into()),
+    };
+    Ok(MemberStatus {
+        role: role.into(),
+        version,
+    })
 }
 
 /// This member's role as Patroni reports it: `primary`, `replica`, or why it is neither.
 pub fn role(address: &str) -> Result<String, String> {
     status(&Rest::default(), address).map(|s| s.role)
+}
+
+/// Where a member is on its way to running, from `GET /patroni`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// PostgreSQL runs as the primary or a replica.
+    Running(MemberStatus),
+    /// This member bootstraps a new cluster: it won the cluster's initialize key in the
+    /// DCS (initdb, its first start, and Patroni's post-bootstrap before it takes the
+    /// leader key). Anyone joining through its raft waits for it instead of bootstrapping.
+    Bootstrapping,
+    /// A member without data waiting for a primary to copy from.
+    WaitingForPrimary,
+    /// Copying the primary's data (pg_basebackup).
+    Copying,
+    /// PostgreSQL starting or restarting.
+    Starting,
+    /// Anything else, as Patroni says it (stopped, start failed, crashed…), or why the API
+    /// did not answer.
+    Down(String),
+}
+
+/// This member's progress. `initialised`: whether the cluster is known to be
+/// bootstrapped (a running primary without the leader key is then just running).
+pub fn progress(api: &dyn PatroniApi, address: &str, initialised: bool) -> Progress {
+    let v = match api.request(address, "GET", "/patroni", None, None) {
+        Ok((_, v)) => v,
+        Err(e) => return Progress::Down(format!("Patroni's API is not answering ({e})")),
+    };
+    let state = v["state"].as_str().unwrap_or("");
+    let role = v["role"].as_str().unwrap_or("");
+    let unlocked = v["cluster_unlocked"].as_bool() == Some(true);
+    match (state, role) {
+        ("initializing new cluster" | "running custom bootstrap script", _) => {
+            Progress::Bootstrapping
+        }
+        // Post-bootstrap: PostgreSQL runs, Patroni makes its users, then takes the lock.
+        ("running" | "starting", "master" | "primary") if unlocked && !initialised => {
+            Progress::Bootstrapping
+        }
+        ("creating replica", _) => Progress::Copying,
+        ("stopped", "uninitialized") => Progress::WaitingForPrimary,
+        ("starting" | "restarting", _) => Progress::Starting,
+        _ => match member_status(&v) {
+            Ok(s) => Progress::Running(s),
+            Err(why) => Progress::Down(why),
+        },
+    }
 }
 
 /// The cluster's members as Patroni reports them: (name, role, host).

@@ -426,26 +426,142 @@ fn a_second_hook_changes_nothing_and_sends_no_reload() {
     assert!(fakes.sql.calls().is_empty(), "the roles exist already");
 }
 
-#[test]
-fn a_replica_waits_for_patroni_then_says_replica() {
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
-    // As postgresql/1 sees the peer relation.
+/// A charm whose hooks would wait a minute for Patroni if they waited at all.
+fn patient(fakes: &Fakes) -> PostgreSql {
+    fakes.charm().with_start_wait(Duration::from_secs(60))
+}
+
+fn patroni_gets(fakes: &Fakes) -> usize {
+    fakes
+        .patroni
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path == "/patroni")
+        .count()
+}
+
+/// postgresql/1 (at PEER_ADDRESS), with the peer bag `app` and postgresql/0 at ME.
+fn follower_state(app: &[(&str, &str)]) -> State {
     let peer = peers()
-        .with_local_app_data(bootstrapped_peers().local_app_data)
+        .with_local_app_data(app.iter().copied())
         .with_remote_unit("postgresql/0", [("address", ME)]);
-    let state = State {
+    State {
         leader: false,
         relations: vec![peer],
         secrets: vec![users_secret()],
         address: PEER_ADDRESS.into(),
         ..State::default()
+    }
+}
+
+#[test]
+fn a_joining_unit_ends_its_hooks_while_patroni_joins_then_says_replica() {
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
     };
-    let out = harness("postgresql/1").run(&mut fakes.charm(), pebble_ready(), state.clone());
+    let state = follower_state(&[
+        (USERS_KEY, "secret:users"),
+        (INITIALISED_KEY, "true"),
+        (BOOTSTRAP_ADDRESS_KEY, ME),
+        (ROLES_KEY, "true"),
+    ]);
+    // Patroni just started: its API answers once raft is up, and its on_start callback
+    // brings the hook that finds it running. This one does not wait.
+    let out = harness("postgresql/1").run(&mut patient(&fakes), pebble_ready(), state);
     assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("joining the cluster: Patroni starts")
+    );
+    assert_eq!(patroni_gets(&fakes), 1, "the hook asked Patroni once");
+    assert!(fakes.workload.state().running.contains("postgresql"));
+    let yml: serde_json::Value =
+        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
+            .unwrap();
+    assert_eq!(yml["raft"]["partner_addrs"], json!([format!("{ME}:2222")]));
+
+    // Later hooks while it joins say how far it is, without waiting either.
+    let state = out.state;
+    for (answer, message) in [
+        (
+            json!({"state": "stopped", "role": "uninitialized"}),
+            "joining the cluster: waiting for the primary",
+        ),
+        (
+            json!({"state": "creating replica", "role": "uninitialized"}),
+            "joining the cluster: Patroni copies the primary's data",
+        ),
+    ] {
+        fakes.patroni.answer("GET", "/patroni", 200, answer);
+        let before = patroni_gets(&fakes);
+        let out =
+            harness("postgresql/1").run(&mut patient(&fakes), Event::UpdateStatus, state.clone());
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.state.unit_status, charm::Status::maintenance(message));
+        assert_eq!(patroni_gets(&fakes) - before, 1, "{message}: no waiting");
+    }
+
+    // Not answering, and no data yet: still starting.
+    let down = Fakes {
+        patroni: FakePatroni::default(),
+        workload: fakes.workload.clone(),
+        sql: FakeSql::default(),
+    };
+    let out = harness("postgresql/1").run(&mut patient(&down), Event::UpdateStatus, state.clone());
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("joining the cluster: Patroni starts")
+    );
+    assert_eq!(patroni_gets(&down), 1);
+
+    // The on_start notice: running.
+    let running = Fakes {
+        patroni: FakePatroni::running(
+            "replica",
+            &[
+                ("postgresql-0", "leader", ME),
+                ("postgresql-1", "replica", PEER_ADDRESS),
+            ],
+        ),
+        workload: fakes.workload.clone(),
+        sql: FakeSql::default(),
+    };
+    let out = harness("postgresql/1").run(&mut running.charm(), notice("1"), state);
+    assert_eq!(out.state.unit_status, charm::Status::active("Replica"));
+    assert!(running.sql.calls().is_empty(), "a replica runs no SQL");
+}
+
+#[test]
+fn a_member_that_ran_and_stopped_answering_is_waited_for() {
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
+    };
+    let state = follower_state(&[
+        (USERS_KEY, "secret:users"),
+        (INITIALISED_KEY, "true"),
+        (BOOTSTRAP_ADDRESS_KEY, ME),
+    ]);
+    // Patroni runs (started by an earlier hook) and has run before: it has data.
+    let out = harness("postgresql/1").run(&mut fakes.charm(), pebble_ready(), state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    fakes.workload.state().files.insert(
+        format!("{}/PG_VERSION", patroni::DATA_DIR),
+        postgresql_charm::fakes::File {
+            content: b"15\n".to_vec(),
+            mode: 0o600,
+            user: "postgres".into(),
+        },
+    );
+    let state = out.state;
+    let out = harness("postgresql/1").run(
+        &mut fakes.charm().with_start_wait(Duration::from_millis(300)),
+        Event::UpdateStatus,
+        state,
+    );
     assert_eq!(out.state.unit_status.name, StatusName::Waiting);
     assert!(
         out.state
@@ -455,33 +571,165 @@ fn a_replica_waits_for_patroni_then_says_replica() {
         "{}",
         out.state.unit_status.message
     );
-    // While the hook waited for Patroni, the unit said what it was doing.
-    assert_eq!(
-        out.unit_status_history.first(),
-        Some(&charm::Status::maintenance(
-            "joining the cluster: Patroni copies the primary's data"
-        )),
-        "{:?}",
-        out.unit_status_history
+    assert!(
+        patroni_gets(&fakes) > 1,
+        "the hook asked again until its wait ran out"
     );
-    let yml: serde_json::Value =
-        serde_json::from_slice(&fakes.workload.state().files[patroni::CONFIG_PATH].content)
-            .unwrap();
-    assert_eq!(yml["raft"]["partner_addrs"], json!([format!("{ME}:2222")]));
+}
 
+/// The custom notice Patroni's callbacks record (on_start, on_restart, on_role_change).
+fn notice(id: &str) -> Event {
+    Event::PebbleCustomNotice(charm::event::NoticeEvent {
+        container: "postgresql".into(),
+        id: id.into(),
+        kind: "custom".into(),
+        key: patroni::ROLE_CHANGE_KEY.into(),
+    })
+}
+
+#[test]
+fn the_leader_publishes_its_address_once_patroni_holds_the_initialize_key_and_ends_the_hook() {
     let fakes = Fakes {
-        patroni: FakePatroni::running(
-            "replica",
-            &[
-                ("postgresql-0", "leader", ME),
-                ("postgresql-1", "replica", PEER_ADDRESS),
-            ],
-        ),
-        ..fakes
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
     };
-    let out = harness("postgresql/1").run(&mut fakes.charm(), Event::UpdateStatus, state);
-    assert_eq!(out.state.unit_status, charm::Status::active("Replica"));
-    assert!(fakes.sql.calls().is_empty(), "a replica runs no SQL");
+    fakes.patroni.answer(
+        "GET",
+        "/patroni",
+        200,
+        json!({"state": "initializing new cluster", "role": "uninitialized"}),
+    );
+    let peer = peers().with_local_app_data([(USERS_KEY, "secret:users")]);
+    let out = harness("postgresql/0").run(
+        &mut patient(&fakes),
+        pebble_ready(),
+        leader_state(vec![peer]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    // Joining units may start now: they find the cluster through this member's raft,
+    // which holds the initialize key, and wait for its primary there.
+    let bag = &out.state.relation(0).unwrap().local_app_data;
+    assert_eq!(bag[BOOTSTRAP_ADDRESS_KEY], ME);
+    assert_eq!(bag[USERS_KEY], "secret:users");
+    assert!(
+        !bag.contains_key(INITIALISED_KEY),
+        "not bootstrapped yet: {bag:?}"
+    );
+    assert!(!bag.contains_key(ROLES_KEY));
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("bootstrapping the cluster: Patroni runs initdb")
+    );
+    assert_eq!(patroni_gets(&fakes), 1, "the hook ended at once");
+    assert!(fakes.sql.calls().is_empty());
+    // Later hooks while it bootstraps do not wait either.
+    let state = out.state;
+    let out = harness("postgresql/0").run(&mut patient(&fakes), Event::UpdateStatus, state.clone());
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("bootstrapping the cluster: Patroni runs initdb")
+    );
+    assert_eq!(patroni_gets(&fakes), 2);
+
+    // Post-bootstrap: PostgreSQL runs as a primary, but Patroni has not taken the leader
+    // key yet (it makes its users first). Still bootstrapping.
+    fakes.patroni.answer(
+        "GET",
+        "/patroni",
+        200,
+        json!({"state": "running", "role": "master", "cluster_unlocked": true, "server_version": 150014}),
+    );
+    let out = harness("postgresql/0").run(&mut patient(&fakes), Event::UpdateStatus, state.clone());
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("bootstrapping the cluster: Patroni runs initdb")
+    );
+    assert!(!out
+        .state
+        .relation(0)
+        .unwrap()
+        .local_app_data
+        .contains_key(INITIALISED_KEY));
+
+    // The on_start notice at the end of the bootstrap finishes the work.
+    let done = Fakes {
+        patroni: FakePatroni::running("primary", &[("postgresql-0", "leader", ME)]),
+        workload: fakes.workload.clone(),
+        sql: FakeSql::default(),
+    };
+    let out = harness("postgresql/0").run(&mut done.charm(), notice("25"), state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let bag = &out.state.relation(0).unwrap().local_app_data;
+    assert_eq!(bag[INITIALISED_KEY], "true");
+    assert_eq!(bag[BOOTSTRAP_ADDRESS_KEY], ME);
+    assert_eq!(bag[ROLES_KEY], "true");
+    assert_eq!(out.state.unit_status, charm::Status::active("Primary"));
+}
+
+#[test]
+fn a_leader_whose_patroni_does_not_claim_the_bootstrap_publishes_no_address() {
+    // Patroni's API does not answer within the wait: joining units must not start.
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
+    };
+    let peer = peers().with_local_app_data([(USERS_KEY, "secret:users")]);
+    let out =
+        harness("postgresql/0").run(&mut fakes.charm(), pebble_ready(), leader_state(vec![peer]));
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let bag = &out.state.relation(0).unwrap().local_app_data;
+    assert!(!bag.contains_key(BOOTSTRAP_ADDRESS_KEY), "{bag:?}");
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("bootstrapping the cluster: Patroni runs initdb")
+    );
+    // Nor while it waits for a primary in someone else's cluster.
+    fakes.patroni.answer(
+        "GET",
+        "/patroni",
+        200,
+        json!({"state": "stopped", "role": "uninitialized"}),
+    );
+    let out = harness("postgresql/0").run(&mut fakes.charm(), Event::UpdateStatus, out.state);
+    assert!(!out
+        .state
+        .relation(0)
+        .unwrap()
+        .local_app_data
+        .contains_key(BOOTSTRAP_ADDRESS_KEY));
+}
+
+#[test]
+fn a_unit_joins_once_the_bootstrap_address_is_published_before_the_bootstrap_ends() {
+    // Users and the bootstrap member's address, not initialised yet: start Patroni.
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
+    };
+    let state = follower_state(&[(USERS_KEY, "secret:users"), (BOOTSTRAP_ADDRESS_KEY, ME)]);
+    let out = harness("postgresql/1").run(&mut patient(&fakes), pebble_ready(), state);
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes.workload.state().running.contains("postgresql"));
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("joining the cluster: Patroni starts")
+    );
+    // Without the address it waits, whatever else the bag says.
+    let fakes = Fakes {
+        workload: FakeWorkload::reachable(),
+        patroni: FakePatroni::default(),
+        sql: FakeSql::default(),
+    };
+    let state = follower_state(&[(USERS_KEY, "secret:users"), (INITIALISED_KEY, "true")]);
+    let out = harness("postgresql/1").run(&mut patient(&fakes), pebble_ready(), state);
+    assert!(!fakes.workload.state().running.contains("postgresql"));
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::waiting("waiting for the address of the bootstrapped member")
+    );
 }
 
 fn client(data: &[(&str, &str)]) -> Relation {
@@ -1185,10 +1433,15 @@ fn a_role_change_notice_on_a_non_leader_pokes_the_leader_through_the_peer_relati
     assert!(script.contains("/charm/bin/pebble notify ward.io/postgresql/role-change"));
     let yml: serde_json::Value =
         serde_json::from_slice(&w.files[patroni::CONFIG_PATH].content).unwrap();
-    assert_eq!(
-        yml["postgresql"]["callbacks"]["on_role_change"],
-        format!("/bin/sh {}", patroni::ROLE_CHANGE_SCRIPT)
-    );
+    // ...and when PostgreSQL starts or restarts: the end of a bootstrap, a join or a
+    // restart brings a hook, so that no hook waits for one.
+    for callback in ["on_role_change", "on_start", "on_restart"] {
+        assert_eq!(
+            yml["postgresql"]["callbacks"][callback],
+            format!("/bin/sh {}", patroni::ROLE_CHANGE_SCRIPT),
+            "{callback}"
+        );
+    }
 }
 
 /// Every event that only reconciles (the charm compares what is with what should be,
