@@ -350,10 +350,14 @@ impl PostgreSql {
             peers,
             tls,
         };
-        let script = patroni::role_change_script();
-        if self.workload.pull(patroni::ROLE_CHANGE_SCRIPT).as_deref() != Some(script.as_bytes()) {
-            self.workload
-                .push_private(patroni::ROLE_CHANGE_SCRIPT, script.as_bytes())?;
+        for (path, script) in [
+            (patroni::ROLE_CHANGE_SCRIPT, patroni::role_change_script()),
+            // The service's command.
+            (patroni::RAFT_SCRIPT, patroni::raft_member_script()),
+        ] {
+            if self.workload.pull(path).as_deref() != Some(script.as_bytes()) {
+                self.workload.push_private(path, script.as_bytes())?;
+            }
         }
         let config = patroni::config(&member, &settings, &passwords);
         let current = self.workload.pull(patroni::CONFIG_PATH);

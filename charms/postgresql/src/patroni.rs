@@ -28,40 +28,129 @@ pub const CALLBACKS: [&str; 3] = ["on_start", "on_restart", "on_role_change"];
 pub fn role_change_script() -> String {
     format!("#!/bin/sh\n# Written by the postgresql charm: Patroni calls it when this member's PostgreSQL starts,\n# restarts or changes role.\nexec /charm/bin/pebble notify {ROLE_CHANGE_KEY} role=\"$2\" callback=\"$1\"\n")
 }
-/// The script that removes a member from Patroni's raft cluster (pysyncobj's utility
-/// protocol), reading the raft password from patroni.yml so it never is in argv.
+/// The script that starts this member's Patroni, joining it to the raft cluster first,
+/// and removes members from the raft cluster (pysyncobj's utility protocol), reading the
+/// raft password from patroni.yml so it never is in argv.
 pub const RAFT_SCRIPT: &str = "/var/lib/postgresql/data/raft-member.py";
+/// Patroni's executable: the service runs it through [`RAFT_SCRIPT`].
+pub const PATRONI_BIN: &str = "/usr/bin/patroni";
 
-/// The raft script's content: `raft-member.py remove <host:port>` asks the cluster (through
-/// this member's partners first, then this member) to drop that member, and prints
-/// `absent` when it is not a member (any more). Exit status 1 when no member answered.
+/// The raft script's content.
 ///
-/// pysyncobj's leader refuses to remove itself. When the member to remove is this one and
-/// it leads raft, the script pauses this member's Patroni (SIGSTOP, the same user) for
-/// 2 s, longer than raft's election timeout, so that another member calls an election,
-/// then resumes it (SIGCONT): it steps down on the new term, and the removal goes to the
-/// new leader. It tries that up to 5 times.
+/// `raft-member.py run <patroni> <patroni.yml>` is the service's command. A member that
+/// is new to a raft cluster (not listed by its partners) first asks the raft leader to
+/// add it, waits until the leader lists it (at most 5 s), then runs Patroni in the same
+/// process. Why: pysyncobj lets the member whose `host:port` sorts higher open the
+/// connection between two members, and drops one from a stranger. Left to Patroni, a new
+/// member asks to be added and connects at the same time; when the connection comes
+/// first it is dropped and tried again only 5 s later (pysyncobj's
+/// connectionRetryTime), and the cluster, which counts the member from the add on,
+/// cannot commit meanwhile (a 1-member cluster: not at all). Worse, Patroni stops waiting
+/// for the answer to its add after retry_timeout / partners seconds, and pysyncobj 0.3
+/// answering on the closed connection kills the leader's raft thread. Added first, the
+/// member is let in at once; its add is answered once it is in, on a connection kept
+/// open until then. When a member sorts after it, that member opens the connection,
+/// which it could not before this one listens: Patroni adds it then, as before. A SIGHUP
+/// (patroni.yml changed) before Patroni handles it is held back and sent again once it
+/// does, instead of ending the process.
+///
+/// `raft-member.py remove <host:port>` asks the cluster (through this member's partners
+/// first, then this member) to drop that member, and prints `absent` when it is not a
+/// member (any more). Exit status 1 when no member answered. pysyncobj's leader refuses
+/// to remove itself. When the member to remove is this one and it leads raft, the script
+/// pauses this member's Patroni (SIGSTOP, the same user) for 2 s, longer than raft's
+/// election timeout, so that another member calls an election, then resumes it (SIGCONT):
+/// it steps down on the new term, and the removal goes to the new leader. It tries that
+/// up to 5 times.
 pub fn raft_member_script() -> String {
     format!(
-        r#"# Written by the postgresql charm: removes a member from Patroni's raft cluster.
+        r#"# Written by the postgresql charm: starts Patroni, joining its raft cluster first, and
+# removes members from that cluster.
 import json
 import os
 import signal
 import sys
+import threading
 import time
 
 from pysyncobj.utility import TcpUtility
 
-raft = json.load(open("{CONFIG_PATH}"))["raft"]
-me = raft["self_addr"]
-command, target = sys.argv[1], sys.argv[2]
-if command != "remove":
-    sys.exit("unknown command " + command)
-nodes = [p for p in raft.get("partner_addrs", []) if p not in (me, target)] + [me]
+
+def ask(password, node, cmd, timeout):
+    return TcpUtility(password, timeout).executeCommand(node, cmd)
 
 
-def ask(node, cmd, timeout):
-    return TcpUtility(raft.get("password"), timeout).executeCommand(node, cmd)
+def listed(password, node):
+    answer = ask(password, node, ["members"], 2)
+    if not isinstance(answer, list):
+        raise Exception("no members from %s: %s" % (node, answer))
+    return answer
+
+
+def join(config):
+    try:
+        raft = json.load(open(config))["raft"]
+        me, password = raft["self_addr"], raft.get("password")
+    except Exception:
+        return
+    for node in [p for p in raft.get("partner_addrs", []) if p != me]:
+        try:
+            members = listed(password, node)
+        except Exception:
+            continue  # not running (yet), or not a member
+        addrs = [m["addr"] for m in members]
+        leader = next((m["addr"] for m in members if m.get("leader")), None)
+        if me in addrs or any(a > me for a in addrs) or leader is None:
+            return
+        def add():
+            # Answered at the commit (or at once, refused): the connection stays open until
+            # then, however long that takes.
+            try:
+                ask(password, leader, ["add", me], 3600)
+            except Exception:
+                pass
+
+        adding = None
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if adding is None or not adding.is_alive():
+                adding = threading.Thread(target=add, daemon=True)
+                adding.start()
+            time.sleep(0.1)
+            try:
+                if me in [m["addr"] for m in listed(password, leader)]:
+                    return
+            except Exception:
+                pass
+        return
+
+
+def run(executable, config):
+    import runpy
+
+    # The charm sends SIGHUP when patroni.yml changes. Until Patroni handles it, the
+    # default action would end the process (a join cut short); one that comes early is
+    # sent again once Patroni handles it.
+    early = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: early.append(signum))
+    hup = signal.getsignal(signal.SIGHUP)
+
+    def again():
+        while signal.getsignal(signal.SIGHUP) is hup:
+            time.sleep(0.1)
+        if early:
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    threading.Thread(target=again, daemon=True).start()
+    try:
+        # Patroni's modules first: the cluster cannot commit from the add until this
+        # member's raft is up.
+        import patroni.__main__, patroni.api, patroni.ha, patroni.dcs.raft  # noqa
+    except Exception:
+        pass
+    join(config)
+    sys.argv = [executable, config]
+    runpy.run_path(executable, run_name="__main__")
 
 
 def patroni_pids():
@@ -71,48 +160,60 @@ def patroni_pids():
             cmd = open("/proc/%s/cmdline" % pid, "rb").read().split(b"\0")
         except (OSError, ValueError):
             continue
-        if any(b"patroni" in c for c in cmd[:2]) and b"{CONFIG_PATH}" in cmd:
+        if any(c.endswith(b"patroni") for c in cmd) and b"{CONFIG_PATH}" in cmd:
             pids.append(int(pid))
     return pids
 
 
-def step_down():
-    # This member leads raft: pause it so that another one calls an election.
-    for _ in range(5):
-        try:
-            leader = ask(me, ["status"], 5).get("leader")
-            if getattr(leader, "address", leader) != me:
+def remove(target):
+    raft = json.load(open("{CONFIG_PATH}"))["raft"]
+    me, password = raft["self_addr"], raft.get("password")
+    nodes = [p for p in raft.get("partner_addrs", []) if p not in (me, target)] + [me]
+
+    def step_down():
+        # This member leads raft: pause it so that another one calls an election.
+        for _ in range(5):
+            try:
+                leader = ask(password, me, ["status"], 5).get("leader")
+                if getattr(leader, "address", leader) != me:
+                    return
+            except Exception:
                 return
-        except Exception:
-            return
-        pids = patroni_pids()
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        time.sleep(2)
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
-        time.sleep(1)
+            pids = patroni_pids()
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            time.sleep(2)
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(1)
 
-
-errors = []
-for attempt in range(2):
-    if target == me:
-        step_down()
-    for node in nodes:
-        try:
-            members = ask(node, ["members"], 5)
-            if target not in [m["addr"] for m in members]:
-                print("absent")
+    errors = []
+    for attempt in range(2):
+        if target == me:
+            step_down()
+        for node in nodes:
+            try:
+                members = ask(password, node, ["members"], 5)
+                if target not in [m["addr"] for m in members]:
+                    print("absent")
+                    sys.exit(0)
+                answer = ask(password, node, ["remove", target], 10)
+            except Exception as e:  # a member that is down or not a member any more
+                errors.append("%s: %s" % (node, e))
+                continue
+            if str(answer).startswith("SUCCESS"):
+                print("removed")
                 sys.exit(0)
-            answer = ask(node, ["remove", target], 10)
-        except Exception as e:  # a member that is down or not a member any more
-            errors.append("%s: %s" % (node, e))
-            continue
-        if str(answer).startswith("SUCCESS"):
-            print("removed")
-            sys.exit(0)
-        errors.append("%s: %s" % (node, answer))
-sys.exit("no raft member removed %s: %s" % (target, "; ".join(errors)))
+            errors.append("%s: %s" % (node, answer))
+    sys.exit("no raft member removed %s: %s" % (target, "; ".join(errors)))
+
+
+if sys.argv[1] == "run":
+    run(sys.argv[2], sys.argv[3])
+elif sys.argv[1] == "remove":
+    remove(sys.argv[2])
+else:
+    sys.exit("unknown command " + sys.argv[1])
 "#
     )
 }
@@ -339,7 +440,7 @@ pub fn layer(address: &str, tls: bool) -> String {
         format!("    http:\n      url: http://{address}:{REST_PORT}/health\n")
     };
     format!(
-        "summary: postgresql + patroni layer\nservices:\n  postgresql:\n    override: replace\n    summary: PostgreSQL managed by Patroni\n    command: patroni {CONFIG_PATH}\n    startup: enabled\n    user: postgres\n    group: postgres\n    environment:\n      PATRONI_LOG_LEVEL: INFO\nchecks:\n  postgresql:\n    override: replace\n    level: ready\n    period: 10s\n    threshold: 3\n{check}"
+        "summary: postgresql + patroni layer\nservices:\n  postgresql:\n    override: replace\n    summary: PostgreSQL managed by Patroni\n    command: /usr/bin/python3 {RAFT_SCRIPT} run {PATRONI_BIN} {CONFIG_PATH}\n    startup: enabled\n    user: postgres\n    group: postgres\n    environment:\n      PATRONI_LOG_LEVEL: INFO\nchecks:\n  postgresql:\n    override: replace\n    level: ready\n    period: 10s\n    threshold: 3\n{check}"
     )
 }
 

@@ -370,10 +370,14 @@ fn pebble_ready_pushes_a_private_patroni_yml_and_the_layer_then_bootstraps() {
 
     let (label, layer) = &w.layers[0];
     assert_eq!(label, "postgresql");
+    // Patroni runs through the raft script, which first joins a new member to the raft
+    // cluster (see patroni::raft_member_script).
     assert!(
-        layer.contains("command: patroni /var/lib/postgresql/data/patroni.yml"),
+        layer.contains("command: /usr/bin/python3 /var/lib/postgresql/data/raft-member.py run /usr/bin/patroni /var/lib/postgresql/data/patroni.yml"),
         "{layer}"
     );
+    let script = &w.files[patroni::RAFT_SCRIPT];
+    assert_eq!((script.mode, script.user.as_str()), (0o600, "postgres"));
     assert!(layer.contains("user: postgres"), "{layer}");
     assert!(
         layer.contains(&format!("url: http://{ME}:8008/health")),
