@@ -374,20 +374,26 @@ fn parent(pid: u32) -> Option<u32> {
 /// The processes of `unit` in the model at `home` whose command line `is` picks out. Every
 /// unit runs the same command lines, and other models (other people's tests) may have a
 /// unit of the same name and even address: a process is told apart by its unit's
-/// directory, which its mounts name.
+/// directory, which its mounts name. A fork that has not run its new program yet has
+/// its parent's command line: only the topmost of the matches are kept.
 fn unit_processes(home: &Path, unit: &str, is: impl Fn(&[String]) -> bool) -> Vec<u32> {
     let dir = format!(
         "{}/units/{}/",
         home.file_name().unwrap_or_default().to_string_lossy(),
         controller::substrate::unit_tag(unit)
     );
-    all_pids()
+    let found: BTreeSet<u32> = all_pids()
         .into_iter()
         .filter(|&p| {
             is(&cmdline(p))
                 && std::fs::read_to_string(format!("/proc/{p}/mountinfo"))
                     .is_ok_and(|m| m.contains(&dir))
         })
+        .collect();
+    found
+        .iter()
+        .copied()
+        .filter(|&p| parent(p).is_none_or(|pp| !found.contains(&pp)))
         .collect()
 }
 
