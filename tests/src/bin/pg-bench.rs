@@ -14,7 +14,8 @@
 //!   how long until the old primary is back as a streaming replica (3 healthy members).
 //!
 //! The table goes to stdout (bench/run.sh turns Markdown tables into JSON); what Patroni
-//! logged on the thawed unit goes to stderr.
+//! logged on the killed or thawed unit goes to stderr. A measurement that fails gets a
+//! `failed: …` row, the others still run, and the exit status is 1.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -95,7 +96,23 @@ impl Cluster {
             3,
             [("profile".to_string(), json!("testing"))].into(),
         )?;
-        wait_active(ctl, 3, Duration::from_secs(180))?;
+        if let Err(e) = wait_active(ctl, 3, Duration::from_secs(180)) {
+            // Why a unit is stuck: the end of its charm's log and of Patroni's.
+            for u in units(ctl).iter().filter(|u| u.1 != "active") {
+                let log = std::fs::read_to_string(ctl.unit_log_path(&u.0)).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                eprintln!("pg-bench: {} is {} ({}); its log ends:", u.0, u.1, u.2);
+                for l in &lines[lines.len().saturating_sub(40)..] {
+                    eprintln!("    {l}");
+                }
+                let entries = patroni_entries(&patroni_log(home.path(), &u.0));
+                eprintln!("pg-bench: Patroni on {} ends:", u.0);
+                for l in &entries[entries.len().saturating_sub(30)..] {
+                    eprintln!("    {l}");
+                }
+            }
+            return Err(e);
+        }
         let primary = units(ctl)
             .into_iter()
             .find(|u| u.2 == "Primary")
@@ -834,97 +851,125 @@ fn run() -> anyhow::Result<()> {
     };
     println!("| measure | value | target |");
     println!("|---|---|---|");
+    // A measurement that fails says so in its row, and the others still run.
+    let mut failed = 0;
+    let mut fail = |what: &str, e: anyhow::Error, target: &str| {
+        failed += 1;
+        let e = format!("{e:#}").replace('|', "/").replace('\n', " ");
+        println!("| {what} | failed: {e} | {target} |");
+    };
     for n in [1usize, 3].into_iter().filter(|_| wanted("deploy")) {
-        let (_home, m, charm) = model(&bins, &root)?;
-        let t = Instant::now();
-        m.ctl.deploy(
-            "postgresql",
-            &charm,
-            n,
-            [("profile".to_string(), json!("testing"))].into(),
-        )?;
-        wait_active(&m.ctl, n, Duration::from_secs(180))?;
         let target = if n == 3 { "< 15 s" } else { "" };
-        println!(
-            "| deploy → active/idle, {n} unit(s) | {:.1} s | {target} |",
-            t.elapsed().as_secs_f64()
-        );
+        let measure = format!("deploy → active/idle, {n} unit(s)");
+        let deploy = || -> anyhow::Result<Duration> {
+            let (_home, m, charm) = model(&bins, &root)?;
+            let t = Instant::now();
+            m.ctl.deploy(
+                "postgresql",
+                &charm,
+                n,
+                [("profile".to_string(), json!("testing"))].into(),
+            )?;
+            wait_active(&m.ctl, n, Duration::from_secs(180))?;
+            Ok(t.elapsed())
+        };
+        match deploy() {
+            Ok(t) => println!("| {measure} | {:.1} s | {target} |", t.as_secs_f64()),
+            Err(e) => fail(&measure, e, target),
+        }
     }
     let kills = [(false, false), (true, false), (false, true), (true, true)];
     for (sync, kill_patroni) in kills.into_iter().filter(|_| wanted("kill")) {
-        let (downtime, lost, moved) = kill(&bins, &root, sync, kill_patroni)?;
         let what = if kill_patroni {
             "Patroni + postmaster"
         } else {
             "postmaster"
         };
         let mode = if sync { "synchronous" } else { "asynchronous" };
-        println!(
-            "| kill -9 of the primary's {what}, {mode}: write gap / acknowledged rows lost | {:.1} s / {lost} ({}) | < 10 s / 0 in sync mode |",
-            downtime.as_secs_f64(),
-            if moved {
-                "writes resumed on another unit: failover"
-            } else {
-                "writes resumed on the same unit: restarted in place"
-            }
-        );
+        let measure =
+            format!("kill -9 of the primary's {what}, {mode}: write gap / acknowledged rows lost");
+        let target = "< 10 s / 0 in sync mode";
+        match kill(&bins, &root, sync, kill_patroni) {
+            Ok((downtime, lost, moved)) => println!(
+                "| {measure} | {:.1} s / {lost} ({}) | {target} |",
+                downtime.as_secs_f64(),
+                if moved {
+                    "writes resumed on another unit: failover"
+                } else {
+                    "writes resumed on the same unit: restarted in place"
+                }
+            ),
+            Err(e) => fail(&measure, e, target),
+        }
     }
     for sync in [false, true].into_iter().filter(|_| wanted("freeze")) {
-        let f = freeze(&bins, &root, sync)?;
         let mode = if sync { "synchronous" } else { "asynchronous" };
-        let (gap, mut notes) = match &f.resumed {
-            Some((gap, unit)) => (
-                format!("{:.1} s", gap.as_secs_f64()),
-                vec![format!("writes resumed on {unit}: failover")],
-            ),
-            None => (
-                format!("no failover within {} s", RESUME_TIMEOUT.as_secs()),
-                vec!["no other unit took a write".to_string()],
-            ),
-        };
-        notes.push("rows counted after the old primary rejoined".to_string());
-        notes.push(match f.after_thaw {
-            (0, _) => "none acknowledged by the old primary after SIGCONT".to_string(),
-            (n, last) if f.resumed.is_some() => format!(
-                "{n} of them acknowledged by the old primary after SIGCONT, the last {} after, before its Patroni found it had lost the leader key",
-                secs(last)
-            ),
-            (n, _) => format!("{n} acknowledged by the old primary after SIGCONT"),
-        });
-        println!(
-            "| SIGSTOP of the primary's Patroni + PostgreSQL (a replica is promoted once the leader key expires), {mode}: write gap / acknowledged rows lost | {gap} / {} ({}) | < 10 s / 0 in sync mode; bounded below by Patroni's ttl {} s less up to loop_wait {} s since the key's last renewal |",
-            f.lost,
-            notes.join("; "),
-            f.ttl,
-            f.loop_wait
-        );
-        let mut status = match (&f.status_primary[..], &f.leader) {
-            ([s], Some(l)) if s == l => format!("charm status Primary on {s}, Patroni's leader"),
-            (s, l) => format!(
-                "charm status Primary on {}, but Patroni's leader is {}",
-                if s.is_empty() {
-                    "no unit".to_string()
-                } else {
-                    s.join(" and ")
-                },
-                l.as_deref().unwrap_or("none")
-            ),
-        };
-        if !f.inactive.is_empty() {
-            status.push_str(&format!("; not active: {}", f.inactive.join(", ")));
+        let measure = format!("SIGSTOP of the primary's Patroni + PostgreSQL (a replica is promoted once the leader key expires), {mode}: write gap / acknowledged rows lost");
+        let target = "< 10 s / 0 in sync mode; a failover on the leader key's expiry is bounded below by Patroni's ttl";
+        match freeze(&bins, &root, sync) {
+            Ok(f) => print_failover(&measure, mode, &f),
+            Err(e) => fail(&measure, e, target),
         }
-        let demoted = if f.resumed.is_some() {
-            format!("its Patroni demoted it after {}", secs(f.demoted))
-        } else {
-            "no failover: it was still primary".to_string()
-        };
-        println!(
-            "| SIGCONT of the frozen old primary, {mode}: until 3 healthy members (it streams from the new primary) | {} ({demoted}; {}; {status}) | |",
-            secs(f.healthy),
-            f.rewind
-        );
+    }
+    if failed > 0 {
+        bail!("{failed} measurement(s) failed (see their rows)");
     }
     Ok(())
+}
+
+/// The two rows of a freeze run.
+fn print_failover(measure: &str, mode: &str, f: &Failover) {
+    let (gap, mut notes) = match &f.resumed {
+        Some((gap, unit)) => (
+            format!("{:.1} s", gap.as_secs_f64()),
+            vec![format!("writes resumed on {unit}: failover")],
+        ),
+        None => (
+            format!("no failover within {} s", RESUME_TIMEOUT.as_secs()),
+            vec!["no other unit took a write".to_string()],
+        ),
+    };
+    notes.push("rows counted after the old primary rejoined".to_string());
+    notes.push(match f.after_thaw {
+        (0, _) => "none acknowledged by the old primary after SIGCONT".to_string(),
+        (n, last) if f.resumed.is_some() => format!(
+            "{n} of them acknowledged by the old primary after SIGCONT, the last {} after, before its Patroni found it had lost the leader key",
+            secs(last)
+        ),
+        (n, _) => format!("{n} acknowledged by the old primary after SIGCONT"),
+    });
+    println!(
+        "| {measure} | {gap} / {} ({}) | < 10 s / 0 in sync mode; bounded below by Patroni's ttl {} s less up to loop_wait {} s since the key's last renewal |",
+        f.lost,
+        notes.join("; "),
+        f.ttl,
+        f.loop_wait
+    );
+    let mut status = match (&f.status_primary[..], &f.leader) {
+        ([s], Some(l)) if s == l => format!("charm status Primary on {s}, Patroni's leader"),
+        (s, l) => format!(
+            "charm status Primary on {}, but Patroni's leader is {}",
+            if s.is_empty() {
+                "no unit".to_string()
+            } else {
+                s.join(" and ")
+            },
+            l.as_deref().unwrap_or("none")
+        ),
+    };
+    if !f.inactive.is_empty() {
+        status.push_str(&format!("; not active: {}", f.inactive.join(", ")));
+    }
+    let demoted = if f.resumed.is_some() {
+        format!("its Patroni demoted it after {}", secs(f.demoted))
+    } else {
+        "no failover: it was still primary".to_string()
+    };
+    println!(
+        "| SIGCONT of the frozen old primary, {mode}: until 3 healthy members (it streams from the new primary) | {} ({demoted}; {}; {status}) | |",
+        secs(f.healthy),
+        f.rewind
+    );
 }
 
 fn main() -> ExitCode {
