@@ -393,9 +393,12 @@ impl PostgreSql {
         // The leader's first start: the units waiting to join may start once its Patroni
         // holds the cluster's initialize key, long before the bootstrap ends.
         let claiming = leader && !initialised && !app_bag.contains_key(BOOTSTRAP_ADDRESS_KEY);
-        // Without a data directory this member has never run: a Patroni that does not
-        // answer is still starting (its raft joining), and on_start comes after that.
+        // Without a data directory this member has never run, and the leader of a cluster
+        // not initialised yet is bootstrapping it: a Patroni that does not answer (its
+        // raft joining; its API switching to HTTPS on a reload) is on its way, and
+        // on_start comes after that.
         let fresh = started
+            || (leader && !initialised)
             || self
                 .workload
                 .pull(&format!("{}/PG_VERSION", patroni::DATA_DIR))
@@ -590,7 +593,10 @@ impl PostgreSql {
     /// Restarts, one member at a time (replicas first, the primary last), the members
     /// Patroni says need it for settings that only take effect on restart. After a
     /// change of those settings (`just_changed`) it first gives Patroni's loop a moment to
-    /// notice. Returns the members restarted.
+    /// notice. Otherwise, when no member's entry in `GET /cluster` says `pending_restart`,
+    /// it asks no member (that was one request per member in every leader hook, seconds
+    /// when one answered slowly, as a joining member does). Returns the members
+    /// restarted.
     fn restart_pending(
         &self,
         address: &str,
@@ -609,8 +615,18 @@ impl PostgreSql {
                 std::thread::sleep(std::time::Duration::from_millis(500));
             }
         }
-        let mut members = patroni::cluster(self.patroni.as_ref(), address)
+        let (_, cluster) = self
+            .patroni
+            .request(address, "GET", "/cluster", None, None)
             .map_err(|e| Error::Charm(format!("cannot ask Patroni for the members: {e}")))?;
+        let flagged = cluster["members"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["pending_restart"].as_bool() == Some(true))
+        });
+        if !just_changed && !flagged {
+            return Ok(Vec::new());
+        }
+        let mut members = patroni::members_of(&cluster);
         members.sort_by_key(|m| patroni::is_primary_role(&m.1));
         let mut restarted = Vec::new();
         for (name, _, host) in members {

@@ -692,7 +692,12 @@ pub fn cluster(
     address: &str,
 ) -> std::io::Result<Vec<(String, String, String)>> {
     let (_, v) = api.request(address, "GET", "/cluster", None, None)?;
-    Ok(v["members"]
+    Ok(members_of(&v))
+}
+
+/// The members in a `GET /cluster` answer: (name, role, host).
+pub fn members_of(cluster: &Value) -> Vec<(String, String, String)> {
+    cluster["members"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -705,7 +710,7 @@ pub fn cluster(
                 })
                 .collect()
         })
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 /// The cluster's members over the real API: (name, role, host).

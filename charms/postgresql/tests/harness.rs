@@ -636,6 +636,28 @@ fn the_leader_publishes_its_address_once_patroni_holds_the_initialize_key_and_en
     );
     assert_eq!(patroni_gets(&fakes), 2);
 
+    // Its API not answering mid-bootstrap (switching to HTTPS on a reload, say), with
+    // initdb's data in place: still bootstrapping, and nothing waits for it.
+    let down = Fakes {
+        patroni: FakePatroni::default(),
+        workload: fakes.workload.clone(),
+        sql: FakeSql::default(),
+    };
+    fakes.workload.state().files.insert(
+        format!("{}/PG_VERSION", patroni::DATA_DIR),
+        postgresql_charm::fakes::File {
+            content: b"15\n".to_vec(),
+            mode: 0o600,
+            user: "postgres".into(),
+        },
+    );
+    let out = harness("postgresql/0").run(&mut patient(&down), Event::UpdateStatus, state.clone());
+    assert_eq!(
+        out.state.unit_status,
+        charm::Status::maintenance("bootstrapping the cluster: Patroni runs initdb")
+    );
+    assert_eq!(patroni_gets(&down), 1);
+
     // Post-bootstrap: PostgreSQL runs as a primary, but Patroni has not taken the leader
     // key yet (it makes its users first). Still bootstrapping.
     fakes.patroni.answer(
@@ -1409,6 +1431,83 @@ fn a_restart_only_setting_restarts_members_one_at_a_time_replicas_first() {
     assert!(out.logs.iter().any(|(_, l)| l.contains(
         "restarted PostgreSQL for new settings, one member at a time: postgresql/1, postgresql/0"
     )));
+}
+
+/// The leader's fakes with Patroni's DCS config as the charm's defaults want it (no
+/// settings change in the hook).
+fn settled_primary() -> Fakes {
+    let fakes = Fakes::primary();
+    fakes.patroni.answer(
+        "GET",
+        "/config",
+        200,
+        json!({
+            "synchronous_mode": false, "synchronous_mode_strict": false,
+            "synchronous_node_count": 1, "maximum_lag_on_failover": 1048576,
+            "postgresql": {"parameters": {
+                "hot_standby": "on", "max_connections": 200, "wal_level": "replica",
+                "wal_log_hints": "on",
+            }},
+        }),
+    );
+    fakes
+}
+
+#[test]
+fn the_leader_asks_each_member_about_restarts_only_when_one_is_pending() {
+    // Steady state: no member's entry in GET /cluster says pending_restart, so no member
+    // is asked (a joining member can take seconds to answer).
+    let fakes = settled_primary();
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        Event::UpdateStatus,
+        leader_state(vec![bootstrapped_peers()]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(
+        !fakes
+            .patroni
+            .calls()
+            .iter()
+            .any(|c| c.address == PEER_ADDRESS),
+        "{:?}",
+        fakes.patroni.calls()
+    );
+    assert!(
+        !fakes.patroni.calls().iter().any(|c| c.method == "PATCH"),
+        "no settings change"
+    );
+    // A member flagged there is asked, and restarted.
+    let fakes = settled_primary();
+    fakes.patroni.answer(
+        "GET",
+        "/cluster",
+        200,
+        json!({"members": [
+            {"name": "postgresql-0", "role": "leader", "host": ME},
+            {"name": "postgresql-1", "role": "replica", "host": PEER_ADDRESS, "pending_restart": true},
+        ]}),
+    );
+    fakes.patroni.answer(
+        "GET",
+        "/patroni",
+        200,
+        json!({"state": "running", "role": "master", "server_version": 150014, "pending_restart": true}),
+    );
+    fakes
+        .patroni
+        .answer("POST", "/restart", 200, json!("restarted successfully"));
+    let out = harness("postgresql/0").run(
+        &mut fakes.charm(),
+        Event::UpdateStatus,
+        leader_state(vec![bootstrapped_peers()]),
+    );
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(fakes
+        .patroni
+        .calls()
+        .iter()
+        .any(|c| c.method == "POST" && c.path == "/restart" && c.address == PEER_ADDRESS));
 }
 
 #[test]
