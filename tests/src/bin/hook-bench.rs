@@ -1,7 +1,9 @@
 //! Hook dispatch under one controller: a Rust no-op charm (SDK) against the equivalent
 //! Python `ops` charm, on the plain-process and the bubblewrap substrates. Each sample is
 //! one config change to one unit, timed from `set_config` until the model is settled
-//! again (the config-changed hook with its tool calls: config-get, status-set, …).
+//! again: the config-changed hook with the hook tools it runs (the Rust charm runs
+//! `status-set`; `ops` runs `juju-log` twice, `is-leader` and `status-set`). The two
+//! charms' samples alternate, so that load that comes and goes weighs on both alike.
 //!
 //! `hook-bench <project-root> <python-with-ops> [samples]`; bench/run.sh runs it.
 
@@ -29,20 +31,34 @@ fn p50(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn measure(rt: &Runtime, ctl: &Controller, app: &str, samples: usize) -> anyhow::Result<Duration> {
-    let mut times = Vec::new();
-    for i in 1..=samples {
-        let started = Instant::now();
-        // set_config records the change before it returns, so the model is unsettled
-        // until the unit's uniter has run config-changed and gone idle again.
-        ctl.set_config(app, [("n".to_string(), Some(json!(i)))].into())?;
-        if ctl.is_settled()? {
-            bail!("{app}: the config change left nothing to run");
-        }
-        settle(rt, ctl, Duration::from_secs(60))?;
-        times.push(started.elapsed());
+/// One sample: a config change to `app`, timed until the model is settled again.
+fn sample(rt: &Runtime, ctl: &Controller, app: &str, n: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    // set_config records the change before it returns, so the model is unsettled
+    // until the unit's uniter has run config-changed and gone idle again.
+    ctl.set_config(app, [("n".to_string(), Some(json!(n)))].into())?;
+    if ctl.is_settled()? {
+        bail!("{app}: the config change left nothing to run");
     }
-    Ok(p50(times))
+    settle(rt, ctl, Duration::from_secs(60))?;
+    Ok(started.elapsed())
+}
+
+/// p50 of each app's samples, taken in turn (one of each app per round), so that load
+/// that comes and goes on the machine weighs on every app alike.
+fn measure(
+    rt: &Runtime,
+    ctl: &Controller,
+    apps: &[&str],
+    samples: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut times = vec![Vec::new(); apps.len()];
+    for i in 1..=samples {
+        for (app, t) in apps.iter().zip(&mut times) {
+            t.push(sample(rt, ctl, app, i)?);
+        }
+    }
+    Ok(times.into_iter().map(p50).collect())
 }
 
 fn run() -> anyhow::Result<()> {
@@ -130,12 +146,12 @@ fn run() -> anyhow::Result<()> {
         ctl.deploy("noop", &rust, 1, Default::default())?;
         ctl.deploy("ops-noop", &py, 1, Default::default())?;
         settle(&rt, &ctl, Duration::from_secs(120))?;
-        let r = measure(&rt, &ctl, "noop", samples)?;
         // HOOK_BENCH_RUST_ONLY=1 skips the Python charm's samples (for profiling).
-        let p = if std::env::var_os("HOOK_BENCH_RUST_ONLY").is_some() {
-            Duration::ZERO
+        let (r, p) = if std::env::var_os("HOOK_BENCH_RUST_ONLY").is_some() {
+            (measure(&rt, &ctl, &["noop"], samples)?[0], Duration::ZERO)
         } else {
-            measure(&rt, &ctl, "ops-noop", samples)?
+            let t = measure(&rt, &ctl, &["noop", "ops-noop"], samples)?;
+            (t[0], t[1])
         };
         println!("| Rust (SDK) | {label} | {:.2} ms |", r.as_secs_f64() * 1e3);
         println!(
