@@ -247,6 +247,15 @@ struct Fakes {
 }
 
 impl Fakes {
+    /// A reachable workload whose Patroni has not started (answers nothing yet).
+    fn not_started() -> Self {
+        Self {
+            workload: FakeWorkload::reachable(),
+            patroni: FakePatroni::default(),
+            sql: FakeSql::default(),
+        }
+    }
+
     /// This unit (postgresql/0 at ME) is the primary; postgresql/1 a replica.
     fn primary() -> Self {
         Self {
@@ -460,11 +469,7 @@ fn follower_state(app: &[(&str, &str)]) -> State {
 
 #[test]
 fn a_joining_unit_ends_its_hooks_while_patroni_joins_then_says_replica() {
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
+    let fakes = Fakes::not_started();
     let state = follower_state(&[
         (USERS_KEY, "secret:users"),
         (INITIALISED_KEY, "true"),
@@ -539,11 +544,7 @@ fn a_joining_unit_ends_its_hooks_while_patroni_joins_then_says_replica() {
 
 #[test]
 fn a_member_that_ran_and_stopped_answering_is_waited_for() {
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
+    let fakes = Fakes::not_started();
     let state = follower_state(&[
         (USERS_KEY, "secret:users"),
         (INITIALISED_KEY, "true"),
@@ -593,11 +594,7 @@ fn notice(id: &str) -> Event {
 
 #[test]
 fn the_leader_publishes_its_address_once_patroni_holds_the_initialize_key_and_ends_the_hook() {
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
+    let fakes = Fakes::not_started();
     fakes.patroni.answer(
         "GET",
         "/patroni",
@@ -696,11 +693,7 @@ fn the_leader_publishes_its_address_once_patroni_holds_the_initialize_key_and_en
 #[test]
 fn a_leader_whose_patroni_does_not_claim_the_bootstrap_publishes_no_address() {
     // Patroni's API does not answer within the wait: joining units must not start.
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
+    let fakes = Fakes::not_started();
     let peer = peers().with_local_app_data([(USERS_KEY, "secret:users")]);
     let out =
         harness("postgresql/0").run(&mut fakes.charm(), pebble_ready(), leader_state(vec![peer]));
@@ -730,11 +723,7 @@ fn a_leader_whose_patroni_does_not_claim_the_bootstrap_publishes_no_address() {
 #[test]
 fn a_unit_joins_once_the_bootstrap_address_is_published_before_the_bootstrap_ends() {
     // Users and the bootstrap member's address, not initialised yet: start Patroni.
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
+    let fakes = Fakes::not_started();
     let state = follower_state(&[(USERS_KEY, "secret:users"), (BOOTSTRAP_ADDRESS_KEY, ME)]);
     let out = harness("postgresql/1").run(&mut patient(&fakes), pebble_ready(), state);
     assert!(out.error.is_none(), "{:?}", out.error);
@@ -744,11 +733,7 @@ fn a_unit_joins_once_the_bootstrap_address_is_published_before_the_bootstrap_end
         charm::Status::maintenance("joining the cluster: Patroni starts")
     );
     // Without the address it waits, whatever else the bag says.
-    let fakes = Fakes {
-        workload: FakeWorkload::reachable(),
-        patroni: FakePatroni::default(),
-        sql: FakeSql::default(),
-    };
+    let fakes = Fakes::not_started();
     let state = follower_state(&[(USERS_KEY, "secret:users"), (INITIALISED_KEY, "true")]);
     let out = harness("postgresql/1").run(&mut patient(&fakes), pebble_ready(), state);
     assert!(!fakes.workload.state().running.contains("postgresql"));
