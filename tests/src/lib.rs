@@ -318,6 +318,32 @@ pub fn assert_no_hook_failed(ctl: &Controller) {
     }
 }
 
+/// What the postgresql charm's `get-password` action on `unit` answers for `user` (the
+/// operator's when `None`), as a user runs it.
+pub fn get_password(
+    rt: &tokio::runtime::Runtime,
+    ctl: &Controller,
+    unit: &str,
+    user: Option<&str>,
+) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let params = match user {
+        Some(u) => serde_json::json!({ "username": u }),
+        None => serde_json::json!({}),
+    };
+    let task =
+        rt.block_on(ctl.run_action(unit, "get-password", params, Duration::from_secs(60)))?;
+    Ok(task.results["password"]
+        .as_str()
+        .with_context(|| {
+            format!(
+                "get-password on {unit} gave no password: {:?}",
+                task.results
+            )
+        })?
+        .to_string())
+}
+
 /// Runs one SQL string with psql as `user` on `db` at `host`: the password goes in the
 /// environment, never in argv. Returns the unaligned, tuples-only output.
 pub fn psql(host: &str, user: &str, password: &str, db: &str, sql: &str) -> Result<String, String> {

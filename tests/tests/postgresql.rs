@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use ward_e2e::{address, assert_no_hook_failed, charm_dir, copy_dir, settle, workload, Model};
+use ward_e2e::{
+    address, assert_no_hook_failed, charm_dir, copy_dir, get_password, settle, workload, Model,
+};
 
 /// psql as operator; the password goes in the environment, never in argv.
 fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
@@ -49,15 +51,7 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
     assert_no_hook_failed(ctl);
 
     let rt = &model.rt;
-    let task = rt
-        .block_on(ctl.run_action(
-            "postgresql/0",
-            "get-password",
-            json!({}),
-            Duration::from_secs(30),
-        ))
-        .unwrap();
-    let password = task.results["password"].as_str().unwrap().to_string();
+    let password = get_password(rt, ctl, "postgresql/0", None).unwrap();
     assert_eq!(password.len(), 32);
     let primary = address(ctl, "postgresql/0");
     psql(
@@ -459,15 +453,7 @@ fn one_unit_bootstraps_then_replicas_stream_from_it() {
 
     // The system roles Patroni does not make exist, with the secret's passwords.
     for user in ["monitoring", "backup"] {
-        let task = rt
-            .block_on(ctl.run_action(
-                "postgresql/0",
-                "get-password",
-                json!({"username": user}),
-                Duration::from_secs(30),
-            ))
-            .unwrap();
-        let pw = task.results["password"].as_str().unwrap().to_string();
+        let pw = get_password(rt, ctl, "postgresql/0", Some(user)).unwrap();
         assert_eq!(
             psql_as(&writer, user, &pw, "postgres", "SELECT current_user").unwrap(),
             user

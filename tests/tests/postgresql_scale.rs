@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ward_e2e::{address, assert_no_hook_failed, charm_dir, settle, workload, Model};
+use ward_e2e::{address, assert_no_hook_failed, charm_dir, get_password, settle, workload, Model};
 
 /// psql as operator; the password goes in the environment, never in argv.
 fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
@@ -117,18 +117,7 @@ fn remove_unit_shrinks_the_cluster_and_removing_the_primary_fails_over() {
     .unwrap();
     assert_no_hook_failed(ctl);
 
-    let password = |user: &str| {
-        let task = model
-            .rt
-            .block_on(ctl.run_action(
-                "postgresql/1",
-                "get-password",
-                json!({ "username": user }),
-                Duration::from_secs(60),
-            ))
-            .unwrap();
-        task.results["password"].as_str().unwrap().to_string()
-    };
+    let password = |user: &str| get_password(&model.rt, ctl, "postgresql/1", Some(user)).unwrap();
     let operator = password("operator");
     let raft_password = password("patroni");
     let [a0, a1, a2] = ["postgresql/0", "postgresql/1", "postgresql/2"].map(|u| address(ctl, u));

@@ -30,7 +30,7 @@ use anyhow::{bail, Context};
 use controller::Controller;
 use postgresql_charm::patroni;
 use serde_json::{json, Value};
-use ward_e2e::{copy_dir, psql, units, Model};
+use ward_e2e::{copy_dir, get_password, psql, units, Model};
 
 /// How long writes may take to come back after a fault.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(120);
@@ -133,16 +133,7 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let task = m.rt.block_on(ctl.run_action(
-            &primary.0,
-            "get-password",
-            json!({}),
-            Duration::from_secs(30),
-        ))?;
-        let password = task.results["password"]
-            .as_str()
-            .context("no password")?
-            .to_string();
+        let password = get_password(&m.rt, ctl, &primary.0, None)?;
         psql(
             &primary.3,
             "operator",

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use controller::Controller;
 use serde_json::json;
-use ward_e2e::{charm_dir, units, Binaries, Model};
+use ward_e2e::{charm_dir, get_password, units, Binaries, Model};
 
 fn psql(host: &str, password: &str, sql: &str) -> anyhow::Result<String> {
     ward_e2e::psql(host, "operator", password, "postgres", sql)
@@ -113,16 +113,7 @@ fn demo(
         "== active/idle after {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let task = rt.block_on(ctl.run_action(
-        "postgresql/0",
-        "get-password",
-        json!({}),
-        Duration::from_secs(60),
-    ))?;
-    let password = task.results["password"]
-        .as_str()
-        .context("get-password gave no password")?
-        .to_string();
+    let password = get_password(rt, ctl, "postgresql/0", None)?;
     let all = units(ctl);
     let primary = all
         .iter()
