@@ -4,10 +4,13 @@
 //! the same address and every unit can still use its workload's standard port.
 //!
 //! A home's block is claimed once and kept in `<home>/address-block`. Claims
-//! are made in a machine-wide registry directory (default
-//! `/tmp/ward-address-blocks`, or `$WARD_ADDRESS_REGISTRY`) holding one file
-//! per claimed block that names the home owning it, under an exclusive `flock`
-//! of `<registry>/.lock`. The search starts at a block derived from a hash of
+//! are made in a registry directory holding one file per claimed block that
+//! names the home owning it, under an exclusive `flock` of `<registry>/.lock`.
+//! The registry is private to the user running the controller (see
+//! [`default_registry`]): a directory other users could write to would let them
+//! plant a symlink that a root controller then writes through, so a registry
+//! that is not a private directory on a safe path is refused, and its files
+//! are opened without following links. The search starts at a block derived from a hash of
 //! the home's path and probes onwards. A claim whose home no longer records
 //! that block (the home was destroyed or deleted) is stale and is taken over.
 //!
@@ -19,7 +22,7 @@
 //! ```
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The file in a controller home that records its block.
@@ -45,6 +48,14 @@ pub enum NetworkError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The registry is not a private directory on a path only trusted users control.
+    #[error("unit address registry {path}: {why}; remove it, or set WARD_ADDRESS_REGISTRY to a directory only you can write")]
+    Insecure {
+        /// The directory refused.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
     },
     /// The home's block file holds something else than a block number.
     #[error("unit address block: {path} holds {content:?}, not a number in 1..=254; remove it to claim a new block")]
@@ -98,12 +109,121 @@ impl std::fmt::Display for AddressBlock {
     }
 }
 
-/// The registry directory: `$WARD_ADDRESS_REGISTRY`, else `/tmp/ward-address-blocks`.
+/// The registry directory: `$WARD_ADDRESS_REGISTRY`; else, for root,
+/// `/run/ward/address-blocks`; for other users `$XDG_RUNTIME_DIR/ward/address-blocks`,
+/// or `/tmp/ward-<uid>/address-blocks` without one. Each user's controllers share
+/// their own registry; no directory is shared between users.
 pub fn default_registry() -> PathBuf {
-    std::env::var_os("WARD_ADDRESS_REGISTRY")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/ward-address-blocks"))
+    if let Some(p) = std::env::var_os("WARD_ADDRESS_REGISTRY").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/ward/address-blocks");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(run) => Path::new(&run).join("ward/address-blocks"),
+        None => PathBuf::from(format!("/tmp/ward-{uid}/address-blocks")),
+    }
+}
+
+/// Create `dir` (mode 0700) if needed and check that only this user can change
+/// what it holds: `dir` itself is a real directory owned by us and writable by
+/// nobody else, and every directory above it is owned by root or us and, when
+/// others may write to it, sticky (as `/tmp` is), so nobody can swap `dir` out.
+fn private_dir(dir: &Path) -> Result<PathBuf, NetworkError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let insecure = |path: &Path, why: String| NetworkError::Insecure {
+        path: path.to_path_buf(),
+        why,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("creating", dir))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let meta = std::fs::symlink_metadata(dir).map_err(io("inspecting", dir))?;
+    if !meta.file_type().is_dir() {
+        return Err(insecure(
+            dir,
+            "is a symbolic link or not a directory".into(),
+        ));
+    }
+    if meta.uid() != me {
+        return Err(insecure(
+            dir,
+            format!("is owned by uid {}, not by uid {me}", meta.uid()),
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(insecure(
+            dir,
+            format!(
+                "is writable by other users (mode {:o})",
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    let real = dir.canonicalize().map_err(io("resolving", dir))?;
+    for above in real.ancestors().skip(1) {
+        let m = std::fs::metadata(above).map_err(io("inspecting", above))?;
+        if m.uid() != 0 && m.uid() != me {
+            return Err(insecure(
+                above,
+                format!(
+                    "is owned by uid {}, who could replace what is below it",
+                    m.uid()
+                ),
+            ));
+        }
+        if m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 {
+            return Err(insecure(
+                above,
+                format!(
+                    "is world-writable without the sticky bit (mode {:o})",
+                    m.mode() & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(real)
+}
+
+/// Open options that never follow a symbolic link at the last path component.
+fn no_follow() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.custom_flags(nix::libc::O_NOFOLLOW);
+    o
+}
+
+/// Replace `path` with `contents`: written to a fresh file beside it (created
+/// exclusively, never through a link), then renamed over it, which replaces a
+/// planted link rather than writing through it.
+fn replace_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = no_follow()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(contents)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Read a small file without following a link at its last component.
+fn read_no_follow(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    no_follow()
+        .read(true)
+        .open(path)?
+        .take(4096)
+        .read_to_string(&mut s)?;
+    Ok(s)
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NetworkError {
@@ -114,7 +234,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Network
 /// The block `home` recorded, if any.
 fn recorded(home: &Path) -> Result<Option<AddressBlock>, NetworkError> {
     let path = home.join(BLOCK_FILE);
-    match std::fs::read_to_string(&path) {
+    match read_no_follow(&path) {
         Ok(s) => s
             .trim()
             .parse::<u8>()
@@ -133,7 +253,7 @@ fn recorded(home: &Path) -> Result<Option<AddressBlock>, NetworkError> {
 /// Whether the claim file for `block` in the registry is held by a live home
 /// other than `home` (one whose own block file still names `block`).
 fn held_by_other(claim: &Path, block: AddressBlock, home: &Path) -> bool {
-    let Ok(owner) = std::fs::read_to_string(claim) else {
+    let Ok(owner) = read_no_follow(claim) else {
         return false;
     };
     let owner = PathBuf::from(owner.trim());
@@ -148,19 +268,23 @@ pub fn claim(home: &Path, registry: &Path) -> Result<AddressBlock, NetworkError>
     std::fs::create_dir_all(home).map_err(io("creating", home))?;
     let home = home.canonicalize().map_err(io("resolving", home))?;
     let mine = recorded(&home)?;
-    if std::fs::create_dir_all(registry).is_ok() {
-        // World-writable with the sticky bit, like /tmp: every user's controllers share it.
-        let _ = std::fs::set_permissions(registry, std::fs::Permissions::from_mode(0o1777));
-    }
-    let lock_path = registry.join(".lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o666)
-        .open(&lock_path);
-    let lock = match lock {
-        Ok(f) => nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+    let lock = match private_dir(registry) {
+        Ok(registry) => {
+            let lock_path = registry.join(".lock");
+            no_follow()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&lock_path)
+                .map(|f| (f, lock_path))
+        }
+        Err(e @ NetworkError::Insecure { .. }) => return Err(e),
+        Err(NetworkError::Io { source, .. }) => Err(source),
+        Err(e) => return Err(e),
+    };
+    let _lock = match lock {
+        Ok((f, lock_path)) => nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| io("locking", &lock_path)(e.into()))?,
         Err(e) => {
             // No usable registry: the home's own record, else its hash, without coordination.
@@ -192,14 +316,7 @@ pub fn claim(home: &Path, registry: &Path) -> Result<AddressBlock, NetworkError>
         b
     });
     let path = claim_path(b);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o644)
-        .open(&path)
-        .map_err(io("claiming", &path))?;
-    f.write_all(home.as_os_str().as_encoded_bytes())
+    replace_file(&path, home.as_os_str().as_encoded_bytes(), 0o600)
         .map_err(io("claiming", &path))?;
     if mine != Some(b) {
         if let Some(old) = mine {
@@ -209,7 +326,6 @@ pub fn claim(home: &Path, registry: &Path) -> Result<AddressBlock, NetworkError>
         }
         record(&home, b)?;
     }
-    drop(lock);
     Ok(b)
 }
 
@@ -220,7 +336,7 @@ pub fn release(home: &Path, registry: &Path) {
     };
     if let Ok(Some(b)) = recorded(&home) {
         let claim = registry.join(format!("127.{}", b.0));
-        if std::fs::read_to_string(&claim).is_ok_and(|o| Path::new(o.trim()) == home) {
+        if read_no_follow(&claim).is_ok_and(|o| Path::new(o.trim()) == home) {
             let _ = std::fs::remove_file(claim);
         }
     }
@@ -228,13 +344,14 @@ pub fn release(home: &Path, registry: &Path) {
 
 fn record(home: &Path, b: AddressBlock) -> Result<(), NetworkError> {
     let path = home.join(BLOCK_FILE);
-    std::fs::write(&path, format!("{}\n", b.0)).map_err(io("writing", &path))
+    replace_file(&path, format!("{}\n", b.0).as_bytes(), 0o600).map_err(io("writing", &path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn unit_addresses_stay_inside_the_block_and_skip_network_and_broadcast() {
@@ -330,5 +447,119 @@ mod tests {
         std::fs::write(d.path().join(BLOCK_FILE), "x\n").unwrap();
         let e = claim(d.path(), &d.path().join("reg")).unwrap_err();
         assert!(e.to_string().contains(BLOCK_FILE), "{e}");
+    }
+
+    /// A directory under the test's temp dir that others may traverse (0755), so
+    /// that only the registry's own mode keeps them out.
+    fn open_parent(d: &tempfile::TempDir) -> PathBuf {
+        let p = d.path().join("pub");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_registry_is_created_private() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = open_parent(&d).join("registry");
+        let b = claim(&d.path().join("home"), &reg).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&reg), 0o700);
+        assert_eq!(mode(&reg.join(".lock")), 0o600);
+        assert_eq!(mode(&reg.join(format!("127.{}", b.octet()))), 0o600);
+    }
+
+    #[test]
+    fn a_registry_others_can_write_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = open_parent(&d).join("registry");
+        std::fs::create_dir_all(&reg).unwrap();
+        std::fs::set_permissions(&reg, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = claim(&d.path().join("home"), &reg).unwrap_err();
+        assert!(matches!(e, NetworkError::Insecure { .. }), "{e}");
+        assert!(
+            e.to_string().contains("registry") && e.to_string().contains("writable by other users"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_registry_that_is_a_symlink_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("elsewhere");
+        std::fs::create_dir_all(&real).unwrap();
+        let reg = d.path().join("registry");
+        std::os::unix::fs::symlink(&real, &reg).unwrap();
+        let e = claim(&d.path().join("home"), &reg).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn a_registry_below_a_world_writable_non_sticky_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let open = d.path().join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = claim(&d.path().join("home"), &open.join("registry")).unwrap_err();
+        assert!(e.to_string().contains("without the sticky bit"), "{e}");
+    }
+
+    #[test]
+    fn a_planted_claim_link_is_replaced_not_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let reg = d.path().join("registry");
+        let home = d.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(BLOCK_FILE), "9\n").unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::create_dir_all(&reg).unwrap();
+        std::os::unix::fs::symlink(&victim, reg.join("127.9")).unwrap();
+        assert_eq!(claim(&home, &reg).unwrap(), AddressBlock(9));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = std::fs::symlink_metadata(reg.join("127.9")).unwrap();
+        assert!(meta.file_type().is_file());
+    }
+
+    #[test]
+    fn another_local_user_cannot_plant_files_in_the_registry() {
+        if !nix::unistd::geteuid().is_root() || !Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("skipped: needs root and setpriv to act as another user");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let reg = open_parent(&d).join("registry");
+        let b = claim(&d.path().join("home"), &reg).unwrap();
+        let as_nobody = |script: &str| {
+            std::process::Command::new("/usr/bin/setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--",
+                    "sh",
+                    "-c",
+                    script,
+                ])
+                .output()
+                .unwrap()
+        };
+        // nobody can reach the parent (0755), so only the registry's mode refuses it.
+        assert!(
+            as_nobody(&format!("ls {}", reg.parent().unwrap().display()))
+                .status
+                .success()
+        );
+        let claim_file = reg.join(format!("127.{}", b.octet()));
+        for script in [
+            format!("ln -s /etc/passwd {}/127.200", reg.display()),
+            format!("echo /elsewhere > {}", claim_file.display()),
+            format!("cat {}", claim_file.display()),
+        ] {
+            let out = as_nobody(&script);
+            assert!(!out.status.success(), "nobody could run {script:?}");
+        }
+        assert!(!reg.join("127.200").exists());
     }
 }

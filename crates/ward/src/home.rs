@@ -104,14 +104,32 @@ impl Home {
             .ok()
     }
 
-    /// Create the home directory, private to this user.
+    /// Create the home directory, private to this user: mode 0700 even when it
+    /// already existed with another mode, and refused when another user owns it
+    /// (they could read the credential and the secrets key, or swap files under us).
     pub(crate) fn create(&self) -> Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let failed = || format!("creating WARD_HOME {}", self.root.display());
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.root)
-            .failed(|| format!("creating WARD_HOME {}", self.root.display()))
+            .failed(failed)?;
+        let meta = std::fs::symlink_metadata(&self.root).failed(failed)?;
+        let me = nix::unistd::geteuid().as_raw();
+        if !meta.is_dir() || meta.uid() != me {
+            return Err(CliError::usage(format!(
+                "WARD_HOME {} is not a directory owned by uid {me} (it is owned by uid {}{}): use a directory of your own",
+                self.root.display(),
+                meta.uid(),
+                if meta.file_type().is_symlink() { ", and is a symbolic link" } else { "" },
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+                .failed(failed)?;
+        }
+        Ok(())
     }
 }
 

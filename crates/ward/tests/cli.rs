@@ -767,3 +767,75 @@ fn the_sandbox_substrate_runs_a_workload_and_destroy_stops_it() {
     w.ok(&["destroy", "--yes"]);
     assert!(!alive(pid), "the workload sandbox {pid} outlived destroy");
 }
+
+/// Run `script` as the unprivileged user `nobody` (needs root and setpriv).
+fn as_nobody(script: &str) -> Option<Output> {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/usr/bin/setpriv").exists() {
+        return None;
+    }
+    let args = [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ];
+    Some(
+        Command::new("/usr/bin/setpriv")
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_home_made_open_before_bootstrap_is_private_after_it() {
+    let w = Ward::new();
+    // Others may reach the home's parent, so only the home's own mode keeps them out.
+    std::fs::set_permissions(w.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(&w.home).unwrap();
+    std::fs::set_permissions(&w.home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(w.home.join("controller.log"), "from an older Ward\n").unwrap();
+    std::fs::set_permissions(
+        w.home.join("controller.log"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    w.ok(&["bootstrap"]);
+    let mode = |p: &str| {
+        std::fs::metadata(w.home.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "WARD_HOME");
+    for private in ["controller.log", "admin.token", "secrets.key"] {
+        assert_eq!(mode(private), 0o600, "{private}");
+    }
+    if let Some(out) = as_nobody(&format!("cat {}", w.home.join("admin.token").display())) {
+        assert!(
+            !out.status.success(),
+            "another local user read the credential"
+        );
+    }
+    w.ok(&["destroy", "--yes"]);
+}
+
+#[test]
+fn a_home_owned_by_another_user_is_refused() {
+    if as_nobody("true").is_none() {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let w = Ward::new();
+    std::fs::create_dir_all(&w.home).unwrap();
+    nix::unistd::chown(&w.home, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let err = w.fails(2, &["bootstrap"]);
+    assert!(
+        err.contains("WARD_HOME") && err.contains("owned by uid 65534"),
+        "{err}"
+    );
+}

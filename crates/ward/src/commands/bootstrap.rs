@@ -1,6 +1,7 @@
 //! `ward bootstrap`: make the CA and credential, start the daemon in the
 //! background, wait until its API answers.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -73,8 +74,12 @@ pub(crate) async fn run(
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(home.log_file())
         .failed(|| format!("opening {}", home.log_file().display()))?;
+    // A log from an older Ward may have been made 0644: it can hold charm output.
+    log.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .failed(|| format!("securing {}", home.log_file().display()))?;
     let log2 = log
         .try_clone()
         .failed(|| format!("opening {}", home.log_file().display()))?;
